@@ -1,0 +1,5 @@
+//! The `hubsync` binary.
+
+fn main() {
+    println!("hubsync");
+}
