@@ -1,0 +1,441 @@
+//! [`PortalClient`]: one portal's handle, and the request loop every endpoint goes through:
+//! fail fast (re-auth, circuit, daily park) → token → lane slot → send → read the rate-limit
+//! headers → retry by policy or return a typed error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubsync_core::PortalId;
+use hubsync_core::retry::backoff;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::AuthStatus;
+use crate::client::{PortalState, PortalStatus, Shared};
+use crate::error::{ApiError, HubspotError, RateLimitPolicy};
+use crate::lanes::LaneKind;
+use crate::limiter::{Priority, RateLimitHeaders};
+use crate::stats::StatsSnapshot;
+
+/// A portal's budget as this client sees it, for the status page and the unified API's
+/// `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetView {
+    /// Requests allowed per general window (the tier, as the server last reported it).
+    pub limit: u32,
+    /// Requests this client may still send in the window (other apps' usage subtracted).
+    pub remaining: u32,
+    /// The general window length, ms.
+    pub window_ms: u64,
+    /// Time until a slot frees (or the block after a 429 ends), ms.
+    pub reset_in_ms: u64,
+    /// Daily requests left, when known (private apps).
+    pub daily_remaining: Option<u64>,
+    /// Requests in flight on both lanes.
+    pub in_flight: u32,
+    /// Non-interactive calls are parked until then after a DAILY 429.
+    pub parked_until: Option<OffsetDateTime>,
+    /// Search requests allowed per search window.
+    pub search_limit: u32,
+    /// Search requests left in the search window.
+    pub search_remaining: u32,
+}
+
+/// How one call behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Its priority inside the portal's budget.
+    pub priority: Priority,
+    /// Return 429s at once as [`ApiError::RateLimited`] (with the budget) instead of waiting
+    /// for the window to free; for read-throughs that pass 429s on to their own caller.
+    pub pass_through_rate_limits: bool,
+    /// Give up (with [`ApiError::RateLimited`] and policy `Local`) rather than wait longer
+    /// than this for a slot.
+    pub max_queue_wait: Option<Duration>,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            priority: Priority::Outbound,
+            pass_through_rate_limits: false,
+            max_queue_wait: None,
+        }
+    }
+}
+
+/// One portal's handle: cheap to clone; clones share budgets, auth and circuit.
+#[derive(Clone)]
+pub struct PortalClient {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) state: Arc<PortalState>,
+    pub(crate) options: CallOptions,
+}
+
+impl std::fmt::Debug for PortalClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalClient")
+            .field("portal", &self.state.portal)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// A request, before it is sent (kept so it can be re-sent on retry).
+pub(crate) struct Request {
+    pub method: Method,
+    pub url: reqwest::Url,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
+    pub lane: LaneKind,
+}
+
+/// A successful response.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+enum Outcome {
+    Done(Result<Reply, ApiError>),
+    Retry(Duration),
+}
+
+impl PortalClient {
+    pub(crate) fn new(shared: Arc<Shared>, state: Arc<PortalState>, options: CallOptions) -> Self {
+        PortalClient {
+            shared,
+            state,
+            options,
+        }
+    }
+
+    /// The portal.
+    pub fn portal_id(&self) -> PortalId {
+        self.state.portal
+    }
+
+    /// This handle with another priority.
+    pub fn with_priority(&self, priority: Priority) -> PortalClient {
+        let mut c = self.clone();
+        c.options.priority = priority;
+        c
+    }
+
+    /// This handle with other call options.
+    pub fn with_options(&self, options: CallOptions) -> PortalClient {
+        PortalClient {
+            options,
+            ..self.clone()
+        }
+    }
+
+    /// An interactive handle that returns 429s (and waits longer than `max_wait`) to the
+    /// caller instead of waiting: for bounded API read-throughs.
+    pub fn interactive(&self, max_wait: Duration) -> PortalClient {
+        self.with_options(CallOptions {
+            priority: Priority::Interactive,
+            pass_through_rate_limits: true,
+            max_queue_wait: Some(max_wait),
+        })
+    }
+
+    /// The portal's budget now.
+    pub fn budget(&self) -> BudgetView {
+        self.state.budget()
+    }
+
+    /// The portal's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.status().stats
+    }
+
+    /// Auth, circuit, budget and counters.
+    pub fn status(&self) -> PortalStatus {
+        self.state.status()
+    }
+
+    /// Whether the portal's credentials need a human (workers should stop).
+    pub fn needs_reauth(&self) -> bool {
+        matches!(self.state.auth.status(), AuthStatus::NeedsReauth { .. })
+    }
+
+    /// Watches the portal's auth status: workers `changed().await` on it to stop cleanly.
+    pub fn auth_status(&self) -> watch::Receiver<AuthStatus> {
+        self.state.auth.subscribe()
+    }
+
+    /// Sends a request through the portal's budget, retrying by policy.
+    pub(crate) async fn execute(&self, request: &Request) -> Result<Reply, ApiError> {
+        let mut transient_attempts = 0u32;
+        let mut rate_limit_retries = 0u32;
+        let mut auth_retried = false;
+        loop {
+            match self
+                .attempt(
+                    request,
+                    &mut transient_attempts,
+                    &mut rate_limit_retries,
+                    &mut auth_retried,
+                )
+                .await
+            {
+                Outcome::Done(result) => return result,
+                Outcome::Retry(wait) => {
+                    self.state.stats.retry();
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        request: &Request,
+        transient_attempts: &mut u32,
+        rate_limit_retries: &mut u32,
+        auth_retried: &mut bool,
+    ) -> Outcome {
+        let state = &*self.state;
+        let portal = state.portal;
+        let priority = self.options.priority;
+
+        if let Err(retry_in) = state.breaker.lock().check(Instant::now()) {
+            return Outcome::Done(Err(ApiError::CircuitOpen { portal, retry_in }));
+        }
+        if request.lane == LaneKind::General
+            && let Err(resets_at) = state
+                .daily
+                .lock()
+                .check(OffsetDateTime::now_utc(), priority)
+        {
+            return Outcome::Done(Err(ApiError::DailyLimit { resets_at }));
+        }
+        let bearer = match state.auth.bearer(&self.shared).await {
+            Ok(b) => b,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+
+        let lane = state.lane(request.lane);
+        let permit = match lane.acquire(priority, self.options.max_queue_wait).await {
+            Ok(p) => p,
+            Err(wait) => {
+                return Outcome::Done(Err(ApiError::RateLimited {
+                    policy: RateLimitPolicy::Local,
+                    retry_after: Some(wait),
+                    budget: Box::new(state.budget()),
+                }));
+            }
+        };
+        if request.lane == LaneKind::General {
+            state.daily.lock().record_send();
+        }
+        state.stats.request(request.lane);
+
+        let mut builder = self
+            .shared
+            .http
+            .request(request.method.clone(), request.url.clone())
+            .bearer_auth(bearer.token.expose_secret());
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let sent = builder.send().await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(source) => {
+                drop(permit);
+                count(portal, request.lane, "error");
+                return self.transient(transient_attempts, None, |attempts| ApiError::Transport {
+                    attempts,
+                    source,
+                });
+            }
+        };
+        let status = response.status();
+        if request.lane == LaneKind::General {
+            let headers = RateLimitHeaders::parse(response.headers());
+            if headers.has_window() {
+                lane.observe(&headers, permit.sent_at);
+            }
+            state.daily.lock().observe(&headers);
+        }
+        let retry_after = retry_after(response.headers());
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(source) => {
+                drop(permit);
+                count(portal, request.lane, "error");
+                return self.transient(transient_attempts, None, |attempts| ApiError::Transport {
+                    attempts,
+                    source,
+                });
+            }
+        };
+        drop(permit);
+        count(portal, request.lane, status.as_str());
+
+        if status.is_success() {
+            state.breaker.lock().record_success();
+            return Outcome::Done(Ok(Reply { status, body }));
+        }
+        match status.as_u16() {
+            401 => {
+                state.breaker.lock().record_success();
+                let error = HubspotError::from_body(&body);
+                if bearer.is_oauth && !*auth_retried {
+                    *auth_retried = true;
+                    tracing::info!(portal = %portal, category = error.category(), "hubspot answered 401; refreshing the oauth token once");
+                    return match state.auth.refresh(&self.shared, bearer.generation).await {
+                        Ok(_) => Outcome::Retry(Duration::ZERO),
+                        Err(e) => Outcome::Done(Err(e)),
+                    };
+                }
+                let reason = format!("{}: {}", error.category(), error.message);
+                Outcome::Done(Err(state.auth.mark_needs_reauth(reason)))
+            }
+            429 => {
+                state.breaker.lock().record_success();
+                self.rate_limited(request.lane, &body, retry_after, rate_limit_retries)
+            }
+            423 | 477 | 500..=599 => {
+                let error = Box::new(HubspotError::from_body(&body));
+                let floor = match status.as_u16() {
+                    423 => Some(
+                        retry_after
+                            .unwrap_or(Duration::ZERO)
+                            .max(self.shared.config.retry.locked_wait),
+                    ),
+                    _ => retry_after,
+                };
+                let code = status.as_u16();
+                self.transient(transient_attempts, floor, |attempts| ApiError::Server {
+                    status: code,
+                    attempts,
+                    error: Some(error),
+                })
+            }
+            code => {
+                state.breaker.lock().record_success();
+                let error = Box::new(HubspotError::from_body(&body));
+                tracing::debug!(portal = %portal, status = code, category = error.category(), correlation_id = error.correlation_id.as_deref().unwrap_or(""), "hubspot rejected the request");
+                Outcome::Done(Err(match code {
+                    400 => ApiError::Validation(error),
+                    403 => ApiError::Forbidden(error),
+                    404 => ApiError::NotFound(error),
+                    409 => ApiError::Conflict {
+                        existing_id: error.existing_id(),
+                        error,
+                    },
+                    _ => ApiError::Rejected {
+                        status: code,
+                        error,
+                    },
+                }))
+            }
+        }
+    }
+
+    /// A 5xx/423/477/timeout/connection failure: back off and retry while attempts and the
+    /// circuit allow.
+    fn transient(
+        &self,
+        attempts: &mut u32,
+        floor: Option<Duration>,
+        error: impl FnOnce(u32) -> ApiError,
+    ) -> Outcome {
+        let state = &*self.state;
+        let retry = &self.shared.config.retry;
+        state.stats.transient_failure();
+        *attempts += 1;
+        let opened = state.breaker.lock().record_failure(Instant::now());
+        if opened {
+            tracing::warn!(portal = %state.portal, "circuit opened after repeated hubspot failures");
+        }
+        let too_long = floor.is_some_and(|f| f > retry.max_retry_after);
+        if *attempts >= retry.max_attempts || opened || too_long {
+            let error = error(*attempts);
+            tracing::warn!(portal = %state.portal, error = %error, "hubspot call failed after retries");
+            return Outcome::Done(Err(error));
+        }
+        let wait = backoff(
+            *attempts - 1,
+            retry.backoff_base,
+            retry.backoff_cap,
+            rand::random::<f64>(),
+        );
+        let wait = floor.map_or(wait, |f| wait.max(f));
+        tracing::debug!(portal = %state.portal, attempt = *attempts, wait_ms = wait.as_millis() as u64, "transient hubspot failure; retrying");
+        Outcome::Retry(wait)
+    }
+
+    fn rate_limited(
+        &self,
+        lane_kind: LaneKind,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        retries: &mut u32,
+    ) -> Outcome {
+        let state = &*self.state;
+        let portal = state.portal;
+        let error = HubspotError::from_body(body);
+        let policy = RateLimitPolicy::from_body(&error);
+        state.stats.rate_limited();
+        metrics::counter!("hubsync_hubspot_429_total", "portal" => portal.to_string(), "lane" => lane_kind.as_str(), "policy" => policy.as_str().to_owned())
+            .increment(1);
+
+        if policy == RateLimitPolicy::Daily {
+            let (resets_at, first) = state.daily.lock().park(OffsetDateTime::now_utc());
+            if first {
+                tracing::warn!(portal = %portal, resets_at = %resets_at, "hubspot daily api limit reached; parking this portal's non-interactive calls until the reset");
+            }
+            return Outcome::Done(Err(ApiError::DailyLimit { resets_at }));
+        }
+
+        let retry = &self.shared.config.retry;
+        let jitter = retry.rate_limit_jitter.mul_f64(rand::random::<f64>());
+        let wait = state
+            .lane(lane_kind)
+            .exhausted(retry_after, *retries, jitter);
+        let give_up = self.options.pass_through_rate_limits
+            || *retries >= retry.max_rate_limit_retries
+            || retry_after.is_some_and(|r| r > retry.max_retry_after);
+        tracing::debug!(portal = %portal, policy = %policy, wait_ms = wait.as_millis() as u64, correlation_id = error.correlation_id.as_deref().unwrap_or(""), "hubspot answered 429");
+        if give_up {
+            return Outcome::Done(Err(ApiError::RateLimited {
+                policy,
+                retry_after: Some(wait),
+                budget: Box::new(state.budget()),
+            }));
+        }
+        *retries += 1;
+        // The lane itself now blocks every caller until the window frees.
+        Outcome::Retry(Duration::ZERO)
+    }
+}
+
+fn count(portal: PortalId, lane: LaneKind, status: &str) {
+    metrics::counter!("hubsync_hubspot_requests_total", "portal" => portal.to_string(), "lane" => lane.as_str(), "status" => status.to_owned())
+        .increment(1);
+}
+
+/// `Retry-After` in seconds (HubSpot's form; an HTTP date is ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let secs: f64 = value.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
