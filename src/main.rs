@@ -1,5 +1,7 @@
-//! The `hubsync` binary.
+//! The `hubsync` binary: a thin shell over [`hubsync::cli`].
 
-fn main() {
-    println!("hubsync");
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    hubsync::cli::main()
 }

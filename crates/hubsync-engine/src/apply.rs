@@ -1,0 +1,245 @@
+//! The one place a HubSpot state meets the local state.
+//!
+//! Inbound events and reconciliation passes both turn what they learned about HubSpot records
+//! into [`RemoteState`]s and hand them to [`plan`], which for each record: finds the local row
+//! (by HubSpot id, alias-aware, or by the link key on first sync), drops echoes of our own writes
+//! (fingerprint/base), runs the three-way merge, and emits the store operations that apply the
+//! result in one transaction — app row changes, the new base, recorded conflicts, an outbox item
+//! when a local edit must still go to HubSpot, and an app notification.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hubsync_core::merge::{MergeInput, merge};
+use hubsync_core::{FieldMap, Fingerprint, HubspotId, ObjectType, PortalId};
+use hubsync_store::{ApplyOp, InboundUpsert, LocalRecord, OutboxOp, SyncState};
+use serde_json::json;
+
+use crate::{Engine, EngineError, counters, property_fields};
+
+/// What HubSpot holds for one record, in the unified model.
+#[derive(Debug, Clone)]
+pub struct RemoteState {
+    /// The object type.
+    pub object_type: ObjectType,
+    /// The HubSpot record.
+    pub hubspot_id: HubspotId,
+    /// Its synced fields, mapped to the unified model.
+    pub fields: FieldMap,
+    /// HubSpot's last-modified time (epoch ms).
+    pub updated_at: i64,
+    /// Per-field change times where known (propertyChange `occurredAt`).
+    pub field_ts: BTreeMap<String, i64>,
+    /// `Some`: only these fields are known (the others are taken as unchanged).
+    pub scope: Option<BTreeSet<String>>,
+    /// The record carries a `hubsync_id`: hubsync created it.
+    pub hubsync_id: Option<String>,
+}
+
+/// What [`plan`] decided, for counting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PlanStats {
+    /// Records whose local row was written or created.
+    pub applied: u64,
+    /// Records that were echoes of our writes (fingerprint/base path).
+    pub echoes: u64,
+    /// Conflicts settled.
+    pub conflicts: u64,
+    /// Records re-queued for HubSpot because a local edit won.
+    pub requeued: u64,
+    /// Records linked to an existing local row by key.
+    pub linked: u64,
+}
+
+/// Plans the store operations for a set of HubSpot states. Reads only; the caller applies the
+/// returned ops in one transaction (together with whatever else it consumed).
+pub async fn plan(
+    engine: &Engine,
+    portal: PortalId,
+    states: Vec<RemoteState>,
+) -> Result<(Vec<ApplyOp>, PlanStats), EngineError> {
+    let store = &engine.store;
+    let mut ops = Vec::new();
+    let mut stats = PlanStats::default();
+    // A local row linked earlier in this batch must not be linked twice.
+    let mut linked_rows: BTreeSet<(ObjectType, i64)> = BTreeSet::new();
+
+    for state in states {
+        let ty = state.object_type;
+        let mut local = store.find_by_hubspot_id(portal, ty, state.hubspot_id).await?;
+        let mut linking = false;
+        if local.is_none() {
+            if state.hubsync_id.is_some() {
+                // hubsync created this record; the outbound acknowledgement links it (or
+                // already did under the id this state was read by). Not an app change.
+                stats.echoes += 1;
+                ops.push(counter(counters::ECHO_ORIGIN, 1));
+                continue;
+            }
+            if let Some(candidate) = link_candidate(engine, portal, &state).await? {
+                if linked_rows.insert((ty, candidate.local_id.0)) {
+                    local = Some(candidate);
+                    linking = true;
+                }
+            }
+        }
+
+        let Some(local) = local else {
+            // A record the app has never seen: create its row.
+            let changes = state.fields.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+            ops.push(ApplyOp::Upsert(InboundUpsert {
+                object_type: ty,
+                local_id: None,
+                hubspot_id: state.hubspot_id,
+                changes,
+                base: state.fields.clone(),
+                base_ts: base_ts_for(&state.fields, &state),
+                fp_received: Some(Fingerprint::of(&state.fields)),
+                remote_updated_at: Some(state.updated_at),
+            }));
+            ops.push(notify(portal, ty, "created", None, state.hubspot_id, &state.fields));
+            stats.applied += 1;
+            continue;
+        };
+
+        if local.deleted {
+            // The app deleted it; its outbox delete archives it in HubSpot. A remote edit does
+            // not resurrect it.
+            continue;
+        }
+
+        let sync = if linking {
+            None
+        } else {
+            store.get_sync_state(portal, ty, local.local_id).await?
+        };
+        let base = sync.as_ref().and_then(|s| s.base.clone());
+        if is_echo(&state, base.as_ref(), sync.as_ref()) {
+            stats.echoes += 1;
+            ops.push(counter(counters::ECHO_FINGERPRINT, 1));
+            continue;
+        }
+
+        let local_fields = property_fields(&local.fields);
+        let policy = engine.settings.policy(ty);
+        let outcome = merge(MergeInput {
+            base: base.as_ref(),
+            local: &local_fields,
+            local_ts: local.updated_at,
+            remote: &state.fields,
+            remote_ts: state.updated_at,
+            remote_field_ts: Some(&state.field_ts),
+            remote_scope: state.scope.as_ref(),
+            policy: &policy,
+        });
+
+        if !outcome.conflicts.is_empty() {
+            stats.conflicts += outcome.conflicts.len() as u64;
+            ops.push(counter(counters::CONFLICTS, outcome.conflicts.len() as i64));
+            ops.push(ApplyOp::Conflicts {
+                object_type: ty,
+                local_id: Some(local.local_id),
+                hubspot_id: Some(state.hubspot_id),
+                conflicts: outcome.conflicts.clone(),
+            });
+        }
+        let mut base_ts = sync.map(|s| s.base_ts).unwrap_or_default();
+        for field in outcome.merged.keys() {
+            if let Some(ts) = state.field_ts.get(field) {
+                base_ts.insert(field.to_owned(), *ts);
+            } else {
+                base_ts.entry(field.to_owned()).or_insert(state.updated_at);
+            }
+        }
+        let local_changed = !outcome.local_changes.is_empty();
+        ops.push(ApplyOp::Upsert(InboundUpsert {
+            object_type: ty,
+            local_id: Some(local.local_id),
+            hubspot_id: state.hubspot_id,
+            changes: outcome.local_changes,
+            base: outcome.merged.clone(),
+            base_ts,
+            fp_received: Some(Fingerprint::of(&state.fields)),
+            remote_updated_at: Some(state.updated_at),
+        }));
+        if !outcome.remote_changes.is_empty() {
+            stats.requeued += 1;
+            ops.push(ApplyOp::Enqueue { object_type: ty, local_id: local.local_id, op: OutboxOp::Upsert });
+        }
+        if local_changed {
+            stats.applied += 1;
+            ops.push(notify(portal, ty, "updated", Some(local.local_id.0), state.hubspot_id, &outcome.merged));
+        }
+        if linking {
+            stats.linked += 1;
+        }
+    }
+    if stats.applied > 0 {
+        ops.push(counter(counters::APPLIED, stats.applied as i64));
+    }
+    Ok((ops, stats))
+}
+
+/// An echo: HubSpot holds exactly what we last synced or last sent.
+fn is_echo(state: &RemoteState, base: Option<&FieldMap>, sync: Option<&SyncState>) -> bool {
+    match &state.scope {
+        None => {
+            base == Some(&state.fields)
+                || sync.and_then(|s| s.fp_sent).is_some_and(|fp| fp == Fingerprint::of(&state.fields))
+        }
+        Some(scope) => base.is_some_and(|b| scope.iter().all(|f| b.get(f) == state.fields.get(f))),
+    }
+}
+
+/// On first sync, an unlinked local row with the same link key (email for contacts, domain for
+/// companies).
+async fn link_candidate(
+    engine: &Engine,
+    portal: PortalId,
+    state: &RemoteState,
+) -> Result<Option<LocalRecord>, EngineError> {
+    let (field, value) = match state.object_type {
+        ObjectType::Contacts => match state.fields.get("email_addresses").as_array().and_then(|a| a.first()) {
+            Some(email) => ("email_addresses", email.clone()),
+            None => return Ok(None),
+        },
+        ObjectType::Companies => match state.fields.get("domain") {
+            serde_json::Value::Null => return Ok(None),
+            domain => ("domain", domain.clone()),
+        },
+        ObjectType::Deals => return Ok(None),
+    };
+    let candidates = engine.store.find_by_key(portal, state.object_type, field, &value).await?;
+    Ok(candidates.into_iter().find(|r| r.hubspot_id.is_none() && !r.deleted))
+}
+
+fn base_ts_for(fields: &FieldMap, state: &RemoteState) -> BTreeMap<String, i64> {
+    fields
+        .keys()
+        .map(|k| (k.to_owned(), state.field_ts.get(k).copied().unwrap_or(state.updated_at)))
+        .collect()
+}
+
+pub(crate) fn counter(name: &str, delta: i64) -> ApplyOp {
+    ApplyOp::Counter { name: name.to_owned(), delta }
+}
+
+/// The app notification of one applied change, in the unified shape.
+pub(crate) fn notify(
+    portal: PortalId,
+    ty: ObjectType,
+    kind: &str,
+    local_id: Option<i64>,
+    hubspot_id: HubspotId,
+    fields: &FieldMap,
+) -> ApplyOp {
+    ApplyOp::NotifyApp {
+        payload: json!({
+            "type": format!("{}.{kind}", ty.singular()),
+            "portal_id": portal,
+            "object_type": ty.plural(),
+            "id": local_id,
+            "hubspot_id": hubspot_id,
+            "record": fields.to_unified(),
+        }),
+    }
+}

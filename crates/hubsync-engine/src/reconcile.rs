@@ -1,0 +1,261 @@
+//! The reconciler: the safety net and the first sync.
+//!
+//! - [`import_step`]: the initial import of a newly connected portal, one list page (100
+//!   records, general lane) per step, committed with its cursor in one transaction, so a crash
+//!   resumes from the last committed page. Existing local rows are linked by key (email,
+//!   domain) rather than duplicated.
+//! - [`incremental_pass`]: walks records modified since the portal's cursor through Search on
+//!   the type's last-modified property, in the closed window [cursor − lookback, pass start],
+//!   sorted by `hs_object_id` and paged by id (keyset: `hs_object_id > last`), so HubSpot's
+//!   10,000-result cap and records sharing a timestamp can never make it skip or loop. Each page
+//!   goes through the same merge as a webhook; progress is committed with each page.
+//! - [`full_pass`]: a complete comparison of both sides (`hubsync reconcile --full`), which also
+//!   finds records deleted in HubSpot without a webhook and local changes that never reached
+//!   HubSpot, optionally as a dry run.
+
+use std::collections::BTreeSet;
+
+use hubsync_core::{Fingerprint, HubspotId, ObjectType, PortalId};
+use hubsync_hubspot::model::{Filter, FilterGroup, FilterOperator, ListParams, SearchRequest, Sort, SortDirection};
+use hubsync_store::{ApplyOp, OutboxOp};
+use serde::Serialize;
+
+use crate::apply::{self, counter};
+use crate::inbound::remote_states;
+use crate::{Engine, EngineError, counters, now_ms, property_fields};
+
+/// Records per list page (HubSpot's maximum).
+const LIST_PAGE: u32 = 100;
+/// Records per search page (HubSpot's maximum).
+const SEARCH_PAGE: u32 = 200;
+
+fn import_cursor(ty: ObjectType) -> String {
+    format!("import:{ty}")
+}
+fn modified_cursor(ty: ObjectType) -> String {
+    format!("modified:{ty}")
+}
+fn pass_cursor(ty: ObjectType) -> String {
+    format!("modified_pass:{ty}")
+}
+
+/// Where an import stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ImportStep {
+    /// Records in the page just committed.
+    pub records: usize,
+    /// Local rows created.
+    pub created: u64,
+    /// Local rows linked by key.
+    pub linked: u64,
+    /// Whether the type is fully imported.
+    pub done: bool,
+}
+
+/// Whether a type's initial import has finished.
+pub async fn import_done(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<bool, EngineError> {
+    Ok(engine.store.get_cursor(portal, &import_cursor(ty)).await?.as_deref() == Some("done"))
+}
+
+/// Imports one page of a type. Call until `done`.
+pub async fn import_step(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<ImportStep, EngineError> {
+    let cursor = engine.store.get_cursor(portal, &import_cursor(ty)).await?;
+    if cursor.as_deref() == Some("done") {
+        return Ok(ImportStep { done: true, ..ImportStep::default() });
+    }
+    if cursor.is_none() {
+        // Changes made while the import runs are caught by the first incremental pass.
+        engine.store.set_cursor(portal, &modified_cursor(ty), &now_ms().to_string()).await?;
+    }
+    let after = cursor.filter(|c| !c.is_empty());
+    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+    let page = api
+        .list_page(ty, &ListParams { limit: Some(LIST_PAGE), after, properties: engine.read_properties(ty), archived: false })
+        .await?;
+    let records = page.results.len();
+    let states = remote_states(engine, ty, page.results).await?;
+    let (mut ops, stats) = apply::plan(engine, portal, states).await?;
+    let done = page.next_after.is_none();
+    ops.push(ApplyOp::SetCursor {
+        name: import_cursor(ty),
+        value: page.next_after.unwrap_or_else(|| "done".to_owned()),
+    });
+    engine.store.apply_inbound(portal, ops, &[], None).await?;
+    Ok(ImportStep { records, created: stats.applied, linked: stats.linked, done })
+}
+
+/// What an incremental pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PassReport {
+    /// Search calls made.
+    pub searches: u64,
+    /// Records HubSpot reported modified in the window.
+    pub seen: u64,
+    /// Records whose HubSpot state was applied locally.
+    pub repaired_local: u64,
+    /// Records re-queued for HubSpot.
+    pub repaired_remote: u64,
+    /// Echoes (already in sync).
+    pub equal: u64,
+    /// Conflicts settled.
+    pub conflicts: u64,
+}
+
+/// One incremental pass over a type: everything modified since the cursor.
+pub async fn incremental_pass(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<PassReport, EngineError> {
+    let store = &engine.store;
+    let lookback = engine.settings.reconcile_lookback.as_millis() as i64;
+    // Resume an interrupted pass: "<pass start>:<window start>:<last id>".
+    let (pass_start, window_start, mut last_id) = match store.get_cursor(portal, &pass_cursor(ty)).await? {
+        Some(p) if !p.is_empty() => parse_pass(&p).unwrap_or((now_ms(), 0, 0)),
+        _ => {
+            let cursor: i64 = store
+                .get_cursor(portal, &modified_cursor(ty))
+                .await?
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            (now_ms(), (cursor - lookback).max(0), 0)
+        }
+    };
+    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+    let lastmod = ty.last_modified_property();
+    let mut report = PassReport::default();
+    loop {
+        let request = SearchRequest {
+            filter_groups: vec![FilterGroup {
+                filters: vec![
+                    Filter::new(lastmod, FilterOperator::Gte, window_start.to_string()),
+                    Filter::new(lastmod, FilterOperator::Lte, pass_start.to_string()),
+                    Filter::new("hs_object_id", FilterOperator::Gt, last_id.to_string()),
+                ],
+            }],
+            sorts: vec![Sort { property_name: "hs_object_id".to_owned(), direction: SortDirection::Ascending }],
+            query: None,
+            properties: engine.read_properties(ty),
+            limit: SEARCH_PAGE,
+            after: None,
+        };
+        let page = api.search(ty, &request).await?;
+        report.searches += 1;
+        let count = page.results.len();
+        report.seen += count as u64;
+        if let Some(max) = page.results.iter().map(|o| o.id.0).max() {
+            last_id = max;
+        }
+        let states = remote_states(engine, ty, page.results).await?;
+        let (mut ops, stats) = apply::plan(engine, portal, states).await?;
+        report.repaired_local += stats.applied;
+        report.repaired_remote += stats.requeued;
+        report.equal += stats.echoes;
+        report.conflicts += stats.conflicts;
+        let finished = (count as u32) < SEARCH_PAGE;
+        if finished {
+            ops.push(ApplyOp::SetCursor { name: modified_cursor(ty), value: pass_start.to_string() });
+            ops.push(ApplyOp::SetCursor { name: pass_cursor(ty), value: String::new() });
+        } else {
+            ops.push(ApplyOp::SetCursor { name: pass_cursor(ty), value: format!("{pass_start}:{window_start}:{last_id}") });
+        }
+        if stats.applied > 0 {
+            ops.push(counter(counters::REPAIRED_LOCAL, stats.applied as i64));
+        }
+        store.apply_inbound(portal, ops, &[], None).await?;
+        if finished {
+            return Ok(report);
+        }
+    }
+}
+
+fn parse_pass(s: &str) -> Option<(i64, i64, u64)> {
+    let mut parts = s.split(':');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// What a full comparison found for one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct FullReport {
+    /// Records identical on both sides.
+    pub equal: u64,
+    /// Records whose HubSpot state was (or, in a dry run, would be) applied locally.
+    pub repaired_local: u64,
+    /// Records (re-)queued for HubSpot.
+    pub repaired_remote: u64,
+    /// Conflicts settled.
+    pub conflicts: u64,
+    /// HubSpot records with no local row (created locally).
+    pub missing_local: u64,
+    /// Local rows whose HubSpot record is gone (retired locally).
+    pub missing_remote: u64,
+}
+
+/// Compares every record of a type on both sides and repairs the differences (or, with
+/// `dry_run`, only counts them).
+pub async fn full_pass(engine: &Engine, portal: PortalId, ty: ObjectType, dry_run: bool) -> Result<FullReport, EngineError> {
+    let store = &engine.store;
+    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+    let mut report = FullReport::default();
+    let mut seen: BTreeSet<HubspotId> = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = api
+            .list_page(ty, &ListParams { limit: Some(LIST_PAGE), after: after.clone(), properties: engine.read_properties(ty), archived: false })
+            .await?;
+        seen.extend(page.results.iter().map(|o| o.id));
+        let states = remote_states(engine, ty, page.results).await?;
+        for s in &states {
+            if store.find_by_hubspot_id(portal, ty, s.hubspot_id).await?.is_none() && s.hubsync_id.is_none() {
+                report.missing_local += 1;
+            }
+        }
+        let (ops, stats) = apply::plan(engine, portal, states).await?;
+        report.repaired_local += stats.applied;
+        report.repaired_remote += stats.requeued;
+        report.equal += stats.echoes;
+        report.conflicts += stats.conflicts;
+        if !dry_run {
+            store.apply_inbound(portal, ops, &[], None).await?;
+        }
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+
+    // Local side: rows HubSpot no longer has, and local changes that never reached HubSpot.
+    let mut ops = Vec::new();
+    let mut local_after = None;
+    loop {
+        let rows = store.list_records(portal, ty, local_after, 500, &[]).await?;
+        let Some(last) = rows.last() else { break };
+        local_after = Some(last.local_id);
+        let ids: Vec<_> = rows.iter().map(|r| r.local_id).collect();
+        let syncs = store.get_sync_states(portal, ty, &ids).await?;
+        for row in rows.iter().filter(|r| !r.deleted) {
+            let sync = syncs.iter().find(|s| s.local_id == row.local_id);
+            match row.hubspot_id.or(sync.and_then(|s| s.hubspot_id)) {
+                Some(id) if !seen.contains(&id) && store.resolve_alias(portal, ty, id).await? == id => {
+                    report.missing_remote += 1;
+                    ops.push(ApplyOp::Delete { object_type: ty, hubspot_id: id });
+                }
+                Some(_) => {
+                    let fields = engine.mappings.normalize(ty, &property_fields(&row.fields)).ok();
+                    let base = sync.and_then(|s| s.base.as_ref());
+                    if let (Some(fields), Some(base)) = (fields, base) {
+                        if Fingerprint::of(&fields) != Fingerprint::of(base) {
+                            report.repaired_remote += 1;
+                            ops.push(ApplyOp::Enqueue { object_type: ty, local_id: row.local_id, op: OutboxOp::Upsert });
+                        }
+                    }
+                }
+                None => {
+                    report.repaired_remote += 1;
+                    ops.push(ApplyOp::Enqueue { object_type: ty, local_id: row.local_id, op: OutboxOp::Upsert });
+                }
+            }
+        }
+    }
+    if !dry_run && !ops.is_empty() {
+        ops.push(counter(counters::REPAIRED_REMOTE, report.repaired_remote as i64));
+        store.apply_inbound(portal, ops, &[], None).await?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,8 @@
+//! The `hubsync` application: configuration, the command-line interface and the demo.
+//!
+//! `main.rs` is a thin shell over [`cli::run`]; everything here is also reachable from the
+//! integration tests in `tests/`.
+
+pub mod cli;
+pub mod config;
+pub mod telemetry;
