@@ -283,6 +283,12 @@ impl Mappings {
             .collect()
     }
 
+    /// The declared unified fields of an object type (types, properties, filter rules), e.g.
+    /// to validate API input or describe it in an OpenAPI document.
+    pub fn field_specs(&self, ty: ObjectType) -> &BTreeMap<String, spec::FieldSpec> {
+        &self.catalog.object(ty).spec.fields
+    }
+
     /// Whether HubSpot computes `property` itself (it never becomes a custom field).
     pub fn is_reserved(&self, ty: ObjectType, property: &str) -> bool {
         self.catalog.object(ty).spec.is_reserved(property)
