@@ -256,9 +256,10 @@ fn admit(
             let share = sh.faults.read().competing_app_share_pct.clamp(0.0, 100.0);
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let competing = (f64::from(max) * share / 100.0).round() as u32;
-            let key = match settings.burst_scope {
-                crate::config::BurstScope::Portal => 0,
-                crate::config::BurstScope::App => auth.app,
+            // A competing app only eats into our budget when the portal shares one.
+            let (key, competing) = match settings.burst_scope {
+                crate::config::BurstScope::Portal => (0, competing),
+                crate::config::BurstScope::App => (auth.app, 0),
             };
             let daily = (auth.kind == TokenKind::Private)
                 .then(|| cfg.daily_limit.unwrap_or(cfg.tier.daily()));

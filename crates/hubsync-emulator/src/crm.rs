@@ -1426,13 +1426,34 @@ fn assoc_list(
 
 #[derive(Debug, Deserialize)]
 struct AssocBatchItem {
-    from: IdIn,
+    #[serde(default)]
+    from: Option<IdIn>,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    id: Option<String>,
     #[serde(default)]
     to: Option<Value>,
     #[serde(default)]
     types: Vec<AssocSpecIn>,
     #[serde(default)]
     after: Option<String>,
+}
+
+impl AssocBatchItem {
+    fn from_id(&self) -> Result<u64, ApiError> {
+        let raw = self
+            .from
+            .as_ref()
+            .map(|f| f.id.as_str())
+            .or(self.id.as_deref());
+        let raw = raw.ok_or_else(|| {
+            ApiError::validation("each input needs `from.id` (or `id` for batch read)")
+        })?;
+        parse_id(raw)
+    }
+}
+
+fn de_opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    de_id(d).map(Some)
 }
 
 fn value_ids(v: &Value) -> Vec<String> {
@@ -1480,7 +1501,7 @@ fn assoc_batch(
             let mut results = Vec::new();
             let mut errors = Vec::new();
             for i in &input.inputs {
-                let fid = parse_id(&i.from.id)?;
+                let fid = i.from_id()?;
                 let after = i
                     .after
                     .as_deref()
@@ -1510,7 +1531,7 @@ fn assoc_batch(
             let mut results = Vec::new();
             let mut errors = Vec::new();
             for i in &input.inputs {
-                let fid = data.store(f).resolve(parse_id(&i.from.id)?);
+                let fid = data.store(f).resolve(i.from_id()?);
                 for tid_s in i.to.as_ref().map(value_ids).unwrap_or_default() {
                     let tid = data.store(t).resolve(parse_id(&tid_s)?);
                     let type_ids: Vec<u32> = if op == AssocBatchOp::Default || i.types.is_empty() {
@@ -1550,7 +1571,7 @@ fn assoc_batch(
         AssocBatchOp::Archive => {
             let mut data = cx.portal.data.write();
             for i in &input.inputs {
-                let fid = parse_id(&i.from.id)?;
+                let fid = i.from_id()?;
                 for tid_s in i.to.as_ref().map(value_ids).unwrap_or_default() {
                     let tid = parse_id(&tid_s)?;
                     data.dissociate((f, fid), (t, tid), &wc, &mut events);

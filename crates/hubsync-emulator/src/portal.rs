@@ -469,9 +469,9 @@ impl PortalData {
                 }
                 continue;
             }
-            let value = if *idx == self.ukeys[i].email_pair.map(|(_, a)| a).unwrap_or(u16::MAX)
-                && v.as_deref().is_some_and(|s| s.starts_with(';'))
-            {
+            let multi = self.props[i].def(*idx).kind == crate::model::PropType::Enumeration
+                || self.ukeys[i].email_pair.is_some_and(|(_, a)| a == *idx);
+            let value = if multi && v.as_deref().is_some_and(|s| s.starts_with(';')) {
                 // A leading `;` appends to a multi-value property.
                 let cur = rec.get(*idx).unwrap_or("").to_owned();
                 let add = v.as_deref().unwrap_or("").trim_start_matches(';');

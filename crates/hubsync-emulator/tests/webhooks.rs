@@ -54,9 +54,7 @@ fn test_signer_matches_the_digest_vectors() {
     );
 }
 
-async fn start_hooked(
-    settings: Settings,
-) -> (hubsync_emulator::EmulatorHandle, Receiver, String) {
+async fn start_hooked(settings: Settings) -> (hubsync_emulator::EmulatorHandle, Receiver, String) {
     let (url, rx) = receiver().await;
     let mut p = portal();
     p.webhook_target = Some(url.clone());
