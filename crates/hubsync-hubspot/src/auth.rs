@@ -214,25 +214,25 @@ pub(crate) struct PortalAuth {
     refreshes: AtomicU64,
 }
 
-/// When to refresh a token expiring at `expires_at` with lifetime `lifetime` (if known).
-fn refresh_at(
-    expires_at: OffsetDateTime,
-    lifetime: Option<Duration>,
-    margin: Duration,
-) -> OffsetDateTime {
-    let margin = match lifetime {
-        Some(l) => margin.min(l / 2),
-        None => margin,
-    };
-    expires_at - margin
+/// When to refresh a token expiring at `expires_at`: `margin` before, but never earlier than
+/// half-way through its `lifetime` (for tokens handed in from outside, the lifetime left).
+fn refresh_at(expires_at: OffsetDateTime, lifetime: Duration, margin: Duration) -> OffsetDateTime {
+    expires_at - margin.min(lifetime / 2)
+}
+
+/// The lifetime a token has left.
+fn lifetime_left(expires_at: OffsetDateTime) -> Duration {
+    Duration::try_from(expires_at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
 }
 
 impl PortalAuth {
     pub fn new(portal: PortalId, credentials: PortalCredentials, refresh_margin: Duration) -> Self {
         let refresh = match &credentials {
-            PortalCredentials::OAuth { tokens, .. } => {
-                Some(refresh_at(tokens.expires_at, None, refresh_margin))
-            }
+            PortalCredentials::OAuth { tokens, .. } => Some(refresh_at(
+                tokens.expires_at,
+                lifetime_left(tokens.expires_at),
+                refresh_margin,
+            )),
             PortalCredentials::PrivateApp(_) => None,
         };
         PortalAuth {
@@ -259,9 +259,11 @@ impl PortalAuth {
     pub fn replace(&self, credentials: PortalCredentials) {
         let mut inner = self.inner.lock();
         inner.refresh_at = match &credentials {
-            PortalCredentials::OAuth { tokens, .. } => {
-                Some(refresh_at(tokens.expires_at, None, self.refresh_margin))
-            }
+            PortalCredentials::OAuth { tokens, .. } => Some(refresh_at(
+                tokens.expires_at,
+                lifetime_left(tokens.expires_at),
+                self.refresh_margin,
+            )),
             PortalCredentials::PrivateApp(_) => None,
         };
         inner.credentials = credentials;
@@ -418,7 +420,7 @@ impl PortalAuth {
             let mut inner = self.inner.lock();
             inner.refresh_at = Some(refresh_at(
                 grant.tokens.expires_at,
-                Some(grant.expires_in),
+                grant.expires_in,
                 self.refresh_margin,
             ));
             inner.credentials = PortalCredentials::OAuth {
@@ -484,11 +486,11 @@ mod tests {
         let exp = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1800);
         let margin = Duration::from_secs(300);
         assert_eq!(
-            refresh_at(exp, Some(Duration::from_secs(1800)), margin),
+            refresh_at(exp, Duration::from_secs(1800), margin),
             exp - margin
         );
         assert_eq!(
-            refresh_at(exp, Some(Duration::from_secs(4)), margin),
+            refresh_at(exp, Duration::from_secs(4), margin),
             exp - Duration::from_secs(2)
         );
     }

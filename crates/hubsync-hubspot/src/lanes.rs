@@ -52,6 +52,7 @@ impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut inner = self.lane.inner.lock();
         inner.in_flight = inner.in_flight.saturating_sub(1);
+        inner.window.complete(self.sent_at, Instant::now());
     }
 }
 

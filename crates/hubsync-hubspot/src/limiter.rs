@@ -177,17 +177,23 @@ impl RollingWindow {
         }
     }
 
-    /// Other apps' usage now: the last observation, decayed linearly as its window rolls by.
+    /// Other apps' usage now. Held as last observed for one window (a competitor's usage is
+    /// steady until a response says otherwise: assuming it fades would let us overshoot while
+    /// we wait without sending), then dropped so a paced probe can find out.
     fn foreign_now(&self, now: Instant) -> u32 {
-        let Some(seen) = self.foreign_seen_at else {
-            return 0;
-        };
-        let age = now.saturating_duration_since(seen);
-        if age >= self.window || self.foreign == 0 {
-            return 0;
+        match self.foreign_seen_at {
+            Some(seen) if now.saturating_duration_since(seen) < self.window => self.foreign,
+            _ => 0,
         }
-        let left = 1.0 - age.as_secs_f64() / self.window.as_secs_f64();
-        (f64::from(self.foreign) * left).ceil() as u32
+    }
+
+    /// Whether another app was seen spending this budget recently (two windows): sends are
+    /// paced rather than burst while that holds.
+    fn contended(&self, now: Instant) -> bool {
+        self.foreign > 0
+            && self
+                .foreign_seen_at
+                .is_some_and(|seen| now.saturating_duration_since(seen) < self.window * 2)
     }
 
     /// How many requests we may have in the window right now.
@@ -217,8 +223,7 @@ impl RollingWindow {
         if used.saturating_add(reserve) >= capacity {
             return Err(self.wait_for_room(now, used, reserve, capacity));
         }
-        let contended = self.foreign_now(now) > 0;
-        if contended {
+        if self.contended(now) {
             if let Some(next) = self.next_paced
                 && now < next
             {
@@ -234,16 +239,34 @@ impl RollingWindow {
     }
 
     fn wait_for_room(&self, now: Instant, used: u32, reserve: u32, capacity: u32) -> Duration {
-        // The oldest `need` of our sends must age out before there is room.
+        // The oldest `need` of our sends must age out before there is room...
         let need = (used + reserve + 1).saturating_sub(capacity) as usize;
-        let poll = (self.window / 20).max(Duration::from_millis(5));
-        match need.checked_sub(1).and_then(|i| self.sends.get(i)) {
-            // When others' usage is decaying, room may appear sooner: re-check at least
-            // every `poll`.
-            Some(&t) if self.foreign_now(now) > 0 => ((t + self.window) - now).min(poll),
-            Some(&t) => (t + self.window).saturating_duration_since(now),
-            None => poll,
+        let ours_free = need
+            .checked_sub(1)
+            .and_then(|i| self.sends.get(i))
+            .map(|&t| (t + self.window).saturating_duration_since(now));
+        // ...unless the estimate of other apps' usage goes stale first.
+        let estimate_stale = self
+            .foreign_seen_at
+            .filter(|_| self.foreign_now(now) > 0)
+            .map(|seen| (seen + self.window).saturating_duration_since(now));
+        let wait = match (ours_free, estimate_stale) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => self.window / 20,
+        };
+        wait.max(Duration::from_millis(1))
+    }
+
+    /// A request sent at `sent_at` has completed (or was abandoned) at `now`. The server
+    /// counted it somewhere in between, so from now on it is logged at `now`: when the log says
+    /// a slot is free, it is free on the server too, whatever the latency.
+    pub fn complete(&mut self, sent_at: Instant, now: Instant) {
+        if let Some(pos) = self.sends.iter().position(|t| *t == sent_at) {
+            self.sends.remove(pos);
         }
+        let at = self.sends.partition_point(|t| *t <= now);
+        self.sends.insert(at, now);
     }
 
     /// Corrects the view from a response's headers. `sent_at` is when that request was sent:
@@ -358,19 +381,23 @@ impl DailyBudget {
         }
     }
 
-    /// `Err(reset_at)` when a call of this priority must not spend the daily budget now.
-    /// Interactive calls are never parked: HubSpot answers them itself.
-    pub fn check(&mut self, now: OffsetDateTime, priority: Priority) -> Result<(), OffsetDateTime> {
+    /// `Err((reset_at, newly_parked))` when a call of this priority must not spend the daily
+    /// budget now. Interactive calls are never parked: HubSpot answers them itself.
+    pub fn check(
+        &mut self,
+        now: OffsetDateTime,
+        priority: Priority,
+    ) -> Result<(), (OffsetDateTime, bool)> {
         self.roll_over(now);
         if priority == Priority::Interactive {
             return Ok(());
         }
         if let Some(until) = self.parked_until {
-            return Err(until);
+            return Err((until, false));
         }
         if self.remaining == Some(0) {
             self.parked_until = Some(self.reset_at);
-            return Err(self.reset_at);
+            return Err((self.reset_at, true));
         }
         Ok(())
     }
@@ -491,6 +518,17 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_slot_frees_a_window_after_the_response_not_after_the_send() {
+        let mut w = RollingWindow::new(1, W, 0);
+        let t0 = Instant::now();
+        w.try_acquire(t0, 0).unwrap();
+        let answered = t0 + Duration::from_millis(300);
+        w.complete(t0, answered);
+        assert_eq!(w.try_acquire(t0 + W, 0), Err(Duration::from_millis(300)));
+        assert!(w.try_acquire(answered + W, 0).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn lower_priorities_leave_reserved_headroom() {
         let mut w = RollingWindow::new(10, W, 0);
         let t0 = Instant::now();
@@ -521,7 +559,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn foreign_usage_estimate_fades_when_not_refreshed() {
+    async fn foreign_usage_estimate_holds_for_a_window_then_a_paced_probe_goes_out() {
         let mut w = RollingWindow::new(100, W, 0);
         let t0 = Instant::now();
         let h = RateLimitHeaders {
@@ -529,8 +567,19 @@ mod tests {
             ..Default::default()
         };
         w.observe(&h, t0, t0);
-        assert!(w.try_acquire(t0, 0).is_err());
-        assert!(w.try_acquire(t0 + Duration::from_secs(5), 0).is_ok());
+        assert_eq!(w.try_acquire(t0, 0), Err(W));
+        assert!(
+            w.try_acquire(t0 + Duration::from_secs(5), 0).is_err(),
+            "no fading while we wait"
+        );
+        assert!(
+            w.try_acquire(t0 + W, 0).is_ok(),
+            "stale after a window: probe"
+        );
+        assert!(
+            w.try_acquire(t0 + W, 0).is_err(),
+            "probes are paced, not burst"
+        );
         assert_eq!(w.view(t0 + W).remaining, 99);
     }
 
@@ -583,7 +632,7 @@ mod tests {
         assert_eq!(until, datetime!(2026-12-04 0:00 UTC));
         assert!(first);
         assert!(!d.park(now).1, "parking twice is not news");
-        assert_eq!(d.check(now, Priority::Reconcile), Err(until));
+        assert_eq!(d.check(now, Priority::Reconcile), Err((until, false)));
         assert_eq!(d.check(now, Priority::Interactive), Ok(()));
         assert_eq!(
             d.check(datetime!(2026-12-04 0:00:01 UTC), Priority::Outbound),
@@ -601,7 +650,10 @@ mod tests {
         });
         assert_eq!(d.check(now, Priority::Outbound), Ok(()));
         d.record_send();
-        assert!(d.check(now, Priority::Outbound).is_err());
+        assert_eq!(
+            d.check(now, Priority::Outbound),
+            Err((datetime!(2026-12-04 0:00 UTC), true))
+        );
         assert_eq!(d.remaining(), Some(0));
     }
 

@@ -209,11 +209,14 @@ impl PortalClient {
             return Outcome::Done(Err(ApiError::CircuitOpen { portal, retry_in }));
         }
         if request.lane == LaneKind::General
-            && let Err(resets_at) = state
+            && let Err((resets_at, newly)) = state
                 .daily
                 .lock()
                 .check(OffsetDateTime::now_utc(), priority)
         {
+            if newly {
+                tracing::warn!(portal = %portal, resets_at = %resets_at, "hubspot daily budget spent; parking this portal's non-interactive calls until the reset");
+            }
             return Outcome::Done(Err(ApiError::DailyLimit { resets_at }));
         }
         let bearer = match state.auth.bearer(&self.shared).await {
