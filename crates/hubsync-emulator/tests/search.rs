@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 async fn seeded() -> (hubsync_emulator::EmulatorHandle, Client, Vec<String>) {
     let emu = start().await;
-    emu.admin().update_settings(|s| s.search_per_second = 10_000);
+    emu.admin()
+        .update_settings(|s| s.search_per_second = 10_000);
     let c = Client::new(&emu);
     let people = [
         ("Alice", "Smith", "alice@hubspot.example", "30", "lead"),
@@ -25,7 +26,9 @@ async fn seeded() -> (hubsync_emulator::EmulatorHandle, Client, Vec<String>) {
         if !age.is_empty() {
             props["age"] = json!(age);
         }
-        let r = c.post("/crm/v3/objects/contacts", json!({"properties": props})).await;
+        let r = c
+            .post("/crm/v3/objects/contacts", json!({"properties": props}))
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
         ids.push(r.body["id"].as_str().unwrap().to_owned());
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
@@ -40,35 +43,161 @@ async fn search(c: &Client, body: Value) -> Value {
 }
 
 fn ids_of(b: &Value) -> Vec<String> {
-    b["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn one(c: &Client, filter: Value) -> Vec<String> {
-    ids_of(&search(c, json!({"filterGroups": [{"filters": [filter]}], "limit": 100})).await)
+    ids_of(
+        &search(
+            c,
+            json!({"filterGroups": [{"filters": [filter]}], "limit": 100}),
+        )
+        .await,
+    )
 }
 
 #[tokio::test]
 async fn every_operator_filters_as_documented() {
     let (emu, c, ids) = seeded().await;
-    let (a, b, a2, cr) = (ids[0].clone(), ids[1].clone(), ids[2].clone(), ids[3].clone());
-    assert_eq!(one(&c, json!({"propertyName": "firstname", "operator": "EQ", "value": "ALICE"})).await, [a.clone(), a2.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "lastname", "operator": "NEQ", "value": "smith"})).await, [b.clone(), a2.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "LT", "value": "45"})).await, [a.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "LTE", "value": "45"})).await, [a.clone(), b.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "GT", "value": "45"})).await, [cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "GTE", "value": 45})).await, [b.clone(), cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "BETWEEN", "value": "40", "highValue": "60"})).await, [b.clone(), cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "lastname", "operator": "IN", "values": ["smith", "jones"]})).await, [a.clone(), b.clone(), cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "lastname", "operator": "IN", "values": ["Smith"]})).await, Vec::<String>::new(), "string IN values must be lower-case");
-    assert_eq!(one(&c, json!({"propertyName": "lastname", "operator": "NOT_IN", "values": ["smith"]})).await, [b.clone(), a2.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "HAS_PROPERTY"})).await, [a.clone(), b.clone(), cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "age", "operator": "NOT_HAS_PROPERTY"})).await, [a2.clone()]);
+    let (a, b, a2, cr) = (
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[3].clone(),
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "firstname", "operator": "EQ", "value": "ALICE"})
+        )
+        .await,
+        [a.clone(), a2.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "lastname", "operator": "NEQ", "value": "smith"})
+        )
+        .await,
+        [b.clone(), a2.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "LT", "value": "45"})
+        )
+        .await,
+        [a.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "LTE", "value": "45"})
+        )
+        .await,
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "GT", "value": "45"})
+        )
+        .await,
+        [cr.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "GTE", "value": 45})
+        )
+        .await,
+        [b.clone(), cr.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "BETWEEN", "value": "40", "highValue": "60"})
+        )
+        .await,
+        [b.clone(), cr.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "lastname", "operator": "IN", "values": ["smith", "jones"]})
+        )
+        .await,
+        [a.clone(), b.clone(), cr.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "lastname", "operator": "IN", "values": ["Smith"]})
+        )
+        .await,
+        Vec::<String>::new(),
+        "string IN values must be lower-case"
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "lastname", "operator": "NOT_IN", "values": ["smith"]})
+        )
+        .await,
+        [b.clone(), a2.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "HAS_PROPERTY"})
+        )
+        .await,
+        [a.clone(), b.clone(), cr.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "age", "operator": "NOT_HAS_PROPERTY"})
+        )
+        .await,
+        [a2.clone()]
+    );
     assert_eq!(one(&c, json!({"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*@hubspot.example"})).await, [a.clone(), a2.clone()]);
     assert_eq!(one(&c, json!({"propertyName": "email", "operator": "NOT_CONTAINS_TOKEN", "value": "*@hubspot.example"})).await, [b.clone(), cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"})).await, [a.clone(), cr.clone()]);
-    assert_eq!(one(&c, json!({"propertyName": "lifecyclestage", "operator": "EQ", "value": "LEAD"})).await, Vec::<String>::new(), "enumerations are case-sensitive");
-    assert_eq!(one(&c, json!({"propertyName": "hs_object_id", "operator": "GT", "value": b})).await, [a2.clone(), cr.clone()]);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"})
+        )
+        .await,
+        [a.clone(), cr.clone()]
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "lifecyclestage", "operator": "EQ", "value": "LEAD"})
+        )
+        .await,
+        Vec::<String>::new(),
+        "enumerations are case-sensitive"
+    );
+    assert_eq!(
+        one(
+            &c,
+            json!({"propertyName": "hs_object_id", "operator": "GT", "value": b})
+        )
+        .await,
+        [a2.clone(), cr.clone()]
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     let window = one(&c, json!({"propertyName": "lastmodifieddate", "operator": "BETWEEN", "value": (now - 60_000).to_string(), "highValue": (now + 60_000).to_string()})).await;
     assert_eq!(window.len(), 4);
     emu.shutdown().await;
@@ -94,19 +223,47 @@ async fn empty_body_returns_defaults_oldest_first_and_one_sort_only() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["total"], 4);
     assert_eq!(ids_of(&r.body), ids);
-    let mut keys: Vec<&String> = r.body["results"][0]["properties"].as_object().unwrap().keys().collect();
+    let mut keys: Vec<&String> = r.body["results"][0]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"]);
+    assert_eq!(
+        keys,
+        [
+            "createdate",
+            "email",
+            "firstname",
+            "hs_object_id",
+            "lastmodifieddate",
+            "lastname"
+        ]
+    );
     assert!(r.body.get("paging").is_none());
-    assert!(r.header("x-hubspot-ratelimit-max").is_none(), "search answers carry no rate-limit headers");
+    assert!(
+        r.header("x-hubspot-ratelimit-max").is_none(),
+        "search answers carry no rate-limit headers"
+    );
     assert!(r.header("x-hubspot-ratelimit-remaining").is_none());
     assert!(r.header("x-hubspot-correlation-id").is_some());
     let desc = search(&c, json!({"sorts": [{"propertyName": "age", "direction": "DESCENDING"}], "properties": ["age"]})).await;
-    assert_eq!(ids_of(&desc)[..3], [ids[3].clone(), ids[1].clone(), ids[0].clone()]);
-    assert_eq!(keys_of(&desc["results"][0]["properties"]), ["age", "createdate", "hs_object_id", "lastmodifieddate"]);
+    assert_eq!(
+        ids_of(&desc)[..3],
+        [ids[3].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    assert_eq!(
+        keys_of(&desc["results"][0]["properties"]),
+        ["age", "createdate", "hs_object_id", "lastmodifieddate"]
+    );
     let s = search(&c, json!({"sorts": ["-createdate"]})).await;
     assert_eq!(ids_of(&s)[0], ids[3]);
-    let two = c.post("/crm/v3/objects/contacts/search", json!({"sorts": [{"propertyName": "age"}, {"propertyName": "email"}]})).await;
+    let two = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"sorts": [{"propertyName": "age"}, {"propertyName": "email"}]}),
+        )
+        .await;
     assert_eq!(two.status, 400);
     emu.shutdown().await;
 }
@@ -125,10 +282,14 @@ async fn paging_uses_integer_offsets_and_limit_is_capped_at_200() {
     let p2 = search(&c, json!({"limit": 3, "after": "3"})).await;
     assert_eq!(ids_of(&p2), [ids[3].clone()]);
     assert!(p2.get("paging").is_none());
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"limit": 201})).await;
+    let r = c
+        .post("/crm/v3/objects/contacts/search", json!({"limit": 201}))
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["category"], "VALIDATION_ERROR");
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"after": "abc"})).await;
+    let r = c
+        .post("/crm/v3/objects/contacts/search", json!({"after": "abc"}))
+        .await;
     assert_eq!(r.status, 400);
     emu.shutdown().await;
 }
@@ -136,13 +297,31 @@ async fn paging_uses_integer_offsets_and_limit_is_capped_at_200() {
 #[tokio::test]
 async fn paging_past_10000_results_is_a_400() {
     let emu = start().await;
-    emu.admin().update_settings(|s| s.search_per_second = 10_000);
-    emu.admin().seed(PORTAL, &SeedSpec { contacts: 10_050, ..SeedSpec::default() }).unwrap();
+    emu.admin()
+        .update_settings(|s| s.search_per_second = 10_000);
+    emu.admin()
+        .seed(
+            PORTAL,
+            &SeedSpec {
+                contacts: 10_050,
+                ..SeedSpec::default()
+            },
+        )
+        .unwrap();
     let c = Client::new(&emu);
     let last = search(&c, json!({"limit": 200, "after": "9900"})).await;
     assert_eq!(last["total"], 10_050);
-    assert_eq!(last["results"].as_array().unwrap().len(), 100, "results stop at the 10,000th");
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"limit": 10, "after": "10000"})).await;
+    assert_eq!(
+        last["results"].as_array().unwrap().len(),
+        100,
+        "results stop at the 10,000th"
+    );
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"limit": 10, "after": "10000"}),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["status"], "error");
     assert_eq!(r.body["category"], "VALIDATION_ERROR");
@@ -158,16 +337,44 @@ async fn too_many_groups_or_filters_is_a_validation_error() {
     let (emu, c, _) = seeded().await;
     let f = json!({"propertyName": "firstname", "operator": "HAS_PROPERTY"});
     let groups: Vec<Value> = (0..6).map(|_| json!({"filters": [f.clone()]})).collect();
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": groups})).await;
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": groups}),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["category"], "VALIDATION_ERROR");
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": [{"filters": vec![f.clone(); 7]}]})).await;
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": [{"filters": vec![f.clone(); 7]}]}),
+        )
+        .await;
     assert_eq!(r.status, 400);
-    let groups: Vec<Value> = (0..4).map(|_| json!({"filters": vec![f.clone(); 5]})).collect();
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": groups})).await;
+    let groups: Vec<Value> = (0..4)
+        .map(|_| json!({"filters": vec![f.clone(); 5]}))
+        .collect();
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": groups}),
+        )
+        .await;
     assert_eq!(r.status, 400, "19+ filters in total");
-    emu.admin().update_settings(|s| s.search_limits = SearchLimits { max_groups: 5, max_filters_per_group: 10, max_filters_total: 25 });
-    let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": [{"filters": vec![f.clone(); 7]}]})).await;
+    emu.admin().update_settings(|s| {
+        s.search_limits = SearchLimits {
+            max_groups: 5,
+            max_filters_per_group: 10,
+            max_filters_total: 25,
+        }
+    });
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": [{"filters": vec![f.clone(); 7]}]}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": [{"filters": [{"propertyName": "x", "operator": "LIKE", "value": "1"}]}]})).await;
     assert_eq!(r.status, 400);
@@ -177,7 +384,8 @@ async fn too_many_groups_or_filters_is_a_validation_error() {
 #[tokio::test]
 async fn archived_records_never_appear_in_search() {
     let (emu, c, ids) = seeded().await;
-    c.delete(&format!("/crm/v3/objects/contacts/{}", ids[0])).await;
+    c.delete(&format!("/crm/v3/objects/contacts/{}", ids[0]))
+        .await;
     let b = search(&c, json!({})).await;
     assert_eq!(b["total"], 3);
     assert!(!ids_of(&b).contains(&ids[0]));
@@ -186,21 +394,62 @@ async fn archived_records_never_appear_in_search() {
 
 #[tokio::test]
 async fn writes_become_searchable_only_after_the_indexing_lag() {
-    let settings = Settings { search_lag_ms: 60_000, search_per_second: 10_000, ..Settings::default() };
-    let emu = start_with(EmulatorConfig { portals: vec![portal()], settings, ..EmulatorConfig::default() }).await;
+    let settings = Settings {
+        search_lag_ms: 60_000,
+        search_per_second: 10_000,
+        ..Settings::default()
+    };
+    let emu = start_with(EmulatorConfig {
+        portals: vec![portal()],
+        settings,
+        ..EmulatorConfig::default()
+    })
+    .await;
     let c = Client::new(&emu);
-    let r = c.post("/crm/v3/objects/contacts", json!({"properties": {"email": "late@x.example", "firstname": "Old"}})).await;
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "late@x.example", "firstname": "Old"}}),
+        )
+        .await;
     let id = r.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(search(&c, json!({})).await["total"], 0, "a fresh create is not searchable yet");
-    assert_eq!(c.get(&format!("/crm/v3/objects/contacts/{id}")).await.status, 200, "but readable by id");
+    assert_eq!(
+        search(&c, json!({})).await["total"],
+        0,
+        "a fresh create is not searchable yet"
+    );
+    assert_eq!(
+        c.get(&format!("/crm/v3/objects/contacts/{id}"))
+            .await
+            .status,
+        200,
+        "but readable by id"
+    );
     emu.admin().flush_search(PORTAL).unwrap();
     let f = json!({"filterGroups": [{"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "old"}]}]});
     assert_eq!(search(&c, f.clone()).await["total"], 1);
-    emu.admin().update(PORTAL, ObjectKind::Contact, id.parse().unwrap(), [("firstname", "New")], 1).unwrap();
-    assert_eq!(search(&c, f).await["total"], 1, "search still sees the old value");
+    emu.admin()
+        .update(
+            PORTAL,
+            ObjectKind::Contact,
+            id.parse().unwrap(),
+            [("firstname", "New")],
+            1,
+        )
+        .unwrap();
+    assert_eq!(
+        search(&c, f).await["total"],
+        1,
+        "search still sees the old value"
+    );
     emu.admin().update_settings(|s| s.search_lag_ms = 50);
     emu.admin().flush_search(PORTAL).unwrap();
-    let r = c.post("/crm/v3/objects/contacts", json!({"properties": {"email": "soon@x.example"}})).await;
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "soon@x.example"}}),
+        )
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(search(&c, json!({})).await["total"], 1);
     tokio::time::sleep(std::time::Duration::from_millis(80)).await;
@@ -211,8 +460,25 @@ async fn writes_become_searchable_only_after_the_indexing_lag() {
 #[tokio::test]
 async fn search_by_association_pseudo_property() {
     let (emu, c, ids) = seeded().await;
-    let co = c.post("/crm/v3/objects/companies", json!({"properties": {"name": "X"}})).await.body["id"].as_str().unwrap().to_owned();
-    c.call("PUT", &format!("/crm/v4/objects/contacts/{}/associations/default/companies/{co}", ids[1]), None).await;
+    let co = c
+        .post(
+            "/crm/v3/objects/companies",
+            json!({"properties": {"name": "X"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.call(
+        "PUT",
+        &format!(
+            "/crm/v4/objects/contacts/{}/associations/default/companies/{co}",
+            ids[1]
+        ),
+        None,
+    )
+    .await;
     let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": [{"filters": [{"propertyName": "associations.company", "operator": "EQ", "value": co}]}]})).await;
     assert_eq!(ids_of(&r.body), [ids[1].clone()]);
     emu.shutdown().await;
