@@ -87,15 +87,21 @@ pub(crate) fn to_unified(
             "the HubSpot object has no `properties` map",
         ));
     };
-    // null and "" both mean "no value" in HubSpot; the expression never sees them.
-    properties.retain(|_, v| !(v.is_null() || v.as_str() == Some("")));
-    // Custom fields are every property outside the mapped and reserved ones.
+    // The expression sees the mapped properties that have a value (null and "" both mean
+    // "no value" in HubSpot); custom fields are every other property that is not reserved.
     let mut custom: Vec<(String, Value)> = Vec::new();
-    for (name, v) in properties {
-        if !spec.is_mapped_property(name) && !spec.is_reserved(name) {
-            custom.push((name.clone(), v.clone()));
+    properties.retain(|name, v| {
+        if v.is_null() || v.as_str() == Some("") {
+            return false;
         }
-    }
+        if spec.is_mapped_property(name) {
+            return true;
+        }
+        if !spec.is_reserved(name) {
+            custom.push((name.clone(), std::mem::take(v)));
+        }
+        false
+    });
     let output = evaluate(file, expr, object)?;
     let output = match output {
         Value::Object(map) => map,
@@ -150,21 +156,29 @@ pub(crate) fn to_hubspot(
 ) -> Result<Properties, MappingError> {
     let fields = normalize(spec, fields)?;
     // The expression sees the mapped fields and the custom ones, nested as `custom_fields`.
-    let visible: FieldMap = fields
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with(CUSTOM_PREFIX) || spec.fields.get(*k).is_some_and(|f| f.mapped)
-        })
-        .map(|(k, v)| (k.to_owned(), v.clone()))
-        .collect();
-    let output = evaluate(file, expr, visible.to_unified())?;
-    let props = match output.get("properties") {
-        Some(Value::Object(map)) => map.clone(),
+    let mut input = serde_json::Map::new();
+    let mut custom = serde_json::Map::new();
+    for (name, v) in fields.iter() {
+        if let Some(c) = name.strip_prefix(CUSTOM_PREFIX) {
+            custom.insert(c.to_owned(), v.clone());
+        } else if spec.fields.get(name).is_some_and(|f| f.mapped) {
+            input.insert(name.to_owned(), v.clone());
+        }
+    }
+    if !custom.is_empty() {
+        input.insert("custom_fields".to_owned(), Value::Object(custom));
+    }
+    let mut output = evaluate(file, expr, Value::Object(input))?;
+    let props = match output.get_mut("properties").map(Value::take) {
+        Some(Value::Object(map)) => map,
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(other) => {
             return Err(MappingError::Output {
                 file: file.to_owned(),
-                reason: format!("`properties` must be an object, got {}", value::kind(other)),
+                reason: format!(
+                    "`properties` must be an object, got {}",
+                    value::kind(&other)
+                ),
             });
         }
     };

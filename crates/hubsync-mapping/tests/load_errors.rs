@@ -109,18 +109,30 @@ async fn an_override_replaces_one_file_and_keeps_the_others() {
 
 #[tokio::test]
 async fn an_expression_producing_an_undeclared_field_is_a_mapping_error() {
+    // Caught at load when it shows on an empty record…
     let (_dir, result) = load_with(&[(
         "companies.to_unified.jsonata",
-        "{ \"name\": properties.name, \"colour\": properties.colour }",
+        "{ \"name\": properties.name, \"colour\": \"red\" }",
+    )]);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, MappingError::Output { file, reason } if file.ends_with("companies.to_unified.jsonata") && reason.contains("colour")),
+        "{err}"
+    );
+    // …and per record otherwise.
+    let (_dir, result) = load_with(&[(
+        "companies.to_unified.jsonata",
+        "{ \"name\": properties.name, \"colour\": properties.name ? \"red\" }",
     )]);
     let m = result.unwrap();
     let err = m
         .to_unified(
             ObjectType::Companies,
-            json!({"id": "1", "properties": {"colour": "red"}}),
+            json!({"id": "1", "properties": {"name": "Acme"}}),
         )
         .await
         .unwrap_err();
+    assert!(err.is_record_error());
     assert!(
         matches!(&err, MappingError::Output { reason, .. } if reason.contains("colour")),
         "{err}"
