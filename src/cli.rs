@@ -57,6 +57,78 @@ pub enum Command {
     /// Add, list, remove and authorize HubSpot portals.
     #[command(subcommand)]
     Portal(PortalCommand),
+    /// Check the JSONata mappings, or run one through a record.
+    #[command(subcommand)]
+    Mappings(MappingsCommand),
+    /// Run the local HubSpot emulator standalone: a HubSpot CRM API to develop against, with
+    /// webhooks, rate limits and fault injection (see the emulator's admin API in the README).
+    Sim(SimArgs),
+    /// Compare both sides now and repair what differs.
+    ///
+    /// Without --full, runs one incremental pass (records modified since the last pass). With
+    /// --full, compares every record, finds deletes that no webhook reported, and re-queues local
+    /// changes that never reached HubSpot. --dry-run reports without changing anything and exits
+    /// with 1 when it found differences.
+    Reconcile {
+        /// The portal.
+        #[command(flatten)]
+        portal: PortalArg,
+        /// Compare every record instead of the recently modified ones.
+        #[arg(long)]
+        full: bool,
+        /// Report only; change nothing.
+        #[arg(long, requires = "full")]
+        dry_run: bool,
+    },
+}
+
+/// `hubsync mappings …`
+#[derive(Debug, Subcommand)]
+pub enum MappingsCommand {
+    /// Compile every mapping and report the first error with its file, line and expression.
+    Check,
+    /// Map one record read from a JSON file (or - for stdin) and print the result.
+    Test {
+        /// contacts, companies or deals.
+        object_type: hubsync_core::ObjectType,
+        /// `to-unified` (input: a HubSpot object) or `to-hubspot` (input: a unified record).
+        #[arg(value_parser = ["to-unified", "to-hubspot"])]
+        direction: String,
+        /// The input file.
+        file: PathBuf,
+    },
+}
+
+/// `hubsync sim`
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    pub listen: String,
+    /// Portal id to create.
+    #[arg(long, default_value_t = 62515)]
+    pub portal: u64,
+    /// App id of the installed app.
+    #[arg(long, default_value_t = 54321)]
+    pub app: u64,
+    /// The private-app token the portal accepts.
+    #[arg(long, default_value = "pat-na1-hubsync-sim")]
+    pub token: String,
+    /// Where to deliver webhooks (e.g. http://127.0.0.1:8080/webhooks/hubspot).
+    #[arg(long)]
+    pub webhook_target: Option<String>,
+    /// The secret webhooks are signed with.
+    #[arg(long, default_value = "sim-webhook-secret")]
+    pub webhook_secret: String,
+    /// Contacts to seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed_contacts: usize,
+    /// Companies to seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed_companies: usize,
+    /// Seed for every fault sequence.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
 }
 
 /// `hubsync dlq …`
@@ -66,6 +138,7 @@ pub enum DlqCommand {
     List(PortalArg),
     /// Show one dead letter in full.
     Show {
+        /// The portal.
         #[command(flatten)]
         portal: PortalArg,
         /// The dead letter's id.
@@ -73,6 +146,7 @@ pub enum DlqCommand {
     },
     /// Put a dead letter back on its queue for another attempt.
     Retry {
+        /// The portal.
         #[command(flatten)]
         portal: PortalArg,
         /// The dead letter's id.
@@ -80,6 +154,7 @@ pub enum DlqCommand {
     },
     /// Delete a dead letter for good.
     Drop {
+        /// The portal.
         #[command(flatten)]
         portal: PortalArg,
         /// The dead letter's id.
@@ -92,6 +167,7 @@ pub enum DlqCommand {
 pub enum ConflictsCommand {
     /// List a portal's conflicts, newest first.
     List {
+        /// The portal.
         #[command(flatten)]
         portal: PortalArg,
         /// How many to show.
@@ -188,6 +264,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Portal(cmd) => portal(&config, cmd).await?,
+        Command::Mappings(cmd) => mappings(&config, cmd).await?,
+        Command::Sim(args) => sim(args).await?,
+        Command::Reconcile { portal, full, dry_run } => return reconcile(&config, PortalId(portal.portal), full, dry_run).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -318,6 +397,78 @@ async fn portal(config: &Config, cmd: PortalCommand) -> anyhow::Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+async fn mappings(config: &Config, cmd: MappingsCommand) -> anyhow::Result<()> {
+    let mappings = crate::app::mappings(config)?;
+    match cmd {
+        MappingsCommand::Check => println!("mappings ok: contacts, companies and deals compile in both directions"),
+        MappingsCommand::Test { object_type, direction, file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let input: serde_json::Value = serde_json::from_str(&text).context("the input is not JSON")?;
+            let output = if direction == "to-unified" {
+                mappings.to_unified(object_type, input).await?.to_unified()
+            } else {
+                let fields = hubsync_core::FieldMap::from_unified(&input);
+                serde_json::json!({ "properties": mappings.to_hubspot(object_type, &fields).await? })
+            };
+            println!("{}", serde_json::to_string_pretty(&output)?);
+        }
+    }
+    Ok(())
+}
+
+async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    use hubsync_emulator::{Emulator, EmulatorConfig, PortalConfig, SeedSpec};
+    let mut portal = PortalConfig::new(args.portal, args.app);
+    portal.private_app_token = Some(args.token.clone());
+    portal.webhook_target = args.webhook_target.clone();
+    portal.webhook_secret = args.webhook_secret.clone();
+    let config = EmulatorConfig { portals: vec![portal], seed: args.seed, ..EmulatorConfig::default() };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let emulator = Emulator::start(config, listener).await?;
+    if args.seed_contacts + args.seed_companies > 0 {
+        let spec = SeedSpec { contacts: args.seed_contacts, companies: args.seed_companies, ..SeedSpec::default() };
+        emulator.admin().seed(args.portal, &spec)?;
+    }
+    println!("HubSpot emulator at {}", emulator.base_url());
+    println!("  portal {} (app {}), private-app token: {}", args.portal, args.app, args.token);
+    println!("  admin API under {}/_emulator/ (see the README); Ctrl-C stops it", emulator.base_url());
+    tokio::signal::ctrl_c().await?;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+async fn reconcile(config: &Config, portal: PortalId, full: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let engine = crate::app::engine(config, Arc::clone(&store))?;
+    let stored = store.get_portal(portal).await?.with_context(|| format!("no portal {portal}; add it with `hubsync portal add`"))?;
+    hubsync_engine::setup::connect_portal(&engine, &stored, crate::app::oauth_app(config).as_ref()).await?;
+    let mut drift = false;
+    for ty in hubsync_core::ObjectType::ALL {
+        if full {
+            let r = hubsync_engine::reconcile::full_pass(&engine, portal, ty, dry_run).await?;
+            drift |= r.repaired_local + r.repaired_remote + r.missing_local + r.missing_remote + r.conflicts > 0;
+            println!(
+                "{ty:<10} equal {:>7}  repaired local {:>6}  repaired remote {:>6}  conflicts {:>5}  missing local {:>5}  missing remote {:>5}",
+                r.equal, r.repaired_local, r.repaired_remote, r.conflicts, r.missing_local, r.missing_remote
+            );
+        } else {
+            let r = hubsync_engine::reconcile::incremental_pass(&engine, portal, ty).await?;
+            println!(
+                "{ty:<10} seen {:>7}  repaired local {:>6}  repaired remote {:>6}  conflicts {:>5}  searches {:>4}",
+                r.seen, r.repaired_local, r.repaired_remote, r.conflicts, r.searches
+            );
+        }
+    }
+    store.close().await;
+    Ok(if dry_run && drift { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! `main.rs` is a thin shell over [`cli::run`]; everything here is also reachable from the
 //! integration tests in `tests/`.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod telemetry;
