@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -122,8 +123,12 @@ pub struct Delivery {
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub deliveries: Arc<Mutex<Vec<Delivery>>>,
-    /// Status codes to answer, in order; 200 when exhausted.
+    /// Status codes to answer, in order; 200 when exhausted. 0 means: answer 200 after 400 ms.
     pub script: Arc<Mutex<Vec<u16>>>,
+    /// Milliseconds to wait before answering every request.
+    pub delay_ms: Arc<AtomicU64>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub max_in_flight: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -137,6 +142,8 @@ impl Receiver {
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    r.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
     r.deliveries.lock().push(Delivery {
         headers,
@@ -147,7 +154,15 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         let mut s = r.script.lock();
         if s.is_empty() { 200 } else { s.remove(0) }
     };
-    StatusCode::from_u16(next).unwrap()
+    let delay = r.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    if next == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    r.in_flight.fetch_sub(1, Ordering::SeqCst);
+    StatusCode::from_u16(if next == 0 { 200 } else { next }).unwrap()
 }
 
 /// Starts a webhook receiver; returns its URL and the recorder.
