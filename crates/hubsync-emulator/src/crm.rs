@@ -1439,7 +1439,7 @@ struct AssocBatchItem {
 }
 
 impl AssocBatchItem {
-    fn from_id(&self) -> Result<u64, ApiError> {
+    fn source_id(&self) -> Result<u64, ApiError> {
         let raw = self
             .from
             .as_ref()
@@ -1501,7 +1501,7 @@ fn assoc_batch(
             let mut results = Vec::new();
             let mut errors = Vec::new();
             for i in &input.inputs {
-                let fid = i.from_id()?;
+                let fid = i.source_id()?;
                 let after = i
                     .after
                     .as_deref()
@@ -1531,7 +1531,7 @@ fn assoc_batch(
             let mut results = Vec::new();
             let mut errors = Vec::new();
             for i in &input.inputs {
-                let fid = data.store(f).resolve(i.from_id()?);
+                let fid = data.store(f).resolve(i.source_id()?);
                 for tid_s in i.to.as_ref().map(value_ids).unwrap_or_default() {
                     let tid = data.store(t).resolve(parse_id(&tid_s)?);
                     let type_ids: Vec<u32> = if op == AssocBatchOp::Default || i.types.is_empty() {
@@ -1571,7 +1571,7 @@ fn assoc_batch(
         AssocBatchOp::Archive => {
             let mut data = cx.portal.data.write();
             for i in &input.inputs {
-                let fid = i.from_id()?;
+                let fid = i.source_id()?;
                 for tid_s in i.to.as_ref().map(value_ids).unwrap_or_default() {
                     let tid = parse_id(&tid_s)?;
                     data.dissociate((f, fid), (t, tid), &wc, &mut events);
