@@ -88,9 +88,9 @@ impl Default for LimitsConfig {
             search_window: Duration::from_secs(1),
             daily_limit: None,
             daily_reset_offset: UtcOffset::UTC,
-            interactive_reserve: 2,
+            interactive_reserve: 1,
             outbound_reserve: 2,
-            contention_margin: 3,
+            contention_margin: 2,
         }
     }
 }

@@ -134,11 +134,8 @@ impl Lane {
         }
     }
 
-    pub fn observe(&self, headers: &RateLimitHeaders, sent_at: Instant) {
-        self.inner
-            .lock()
-            .window
-            .observe(headers, sent_at, Instant::now());
+    pub fn observe(&self, headers: &RateLimitHeaders) {
+        self.inner.lock().window.observe(headers, Instant::now());
         self.notify.notify_waiters();
     }
 

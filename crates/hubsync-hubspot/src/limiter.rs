@@ -269,9 +269,9 @@ impl RollingWindow {
         self.sends.insert(at, now);
     }
 
-    /// Corrects the view from a response's headers. `sent_at` is when that request was sent:
-    /// what the server counted then, minus what we sent in its window, is other apps' usage.
-    pub fn observe(&mut self, headers: &RateLimitHeaders, sent_at: Instant, now: Instant) {
+    /// Corrects the view from a response's headers: what the server counted, minus what we
+    /// have in the window, is other apps' usage.
+    pub fn observe(&mut self, headers: &RateLimitHeaders, now: Instant) {
         if let Some(max) = headers.max.filter(|m| *m > 0) {
             self.max = max;
         }
@@ -280,12 +280,12 @@ impl RollingWindow {
         }
         self.prune(now);
         if let Some(remaining) = headers.remaining {
-            let ours = self
-                .sends
-                .iter()
-                .filter(|t| **t <= sent_at && **t + self.window > sent_at)
-                .count();
-            let ours = u32::try_from(ours).unwrap_or(u32::MAX);
+            // Everything of ours still in the window, including requests sent after this one:
+            // the server may have counted those already (requests overtake each other), and
+            // mistaking our own in-flight requests for another app would throttle a portal
+            // we have to ourselves. The error the other way (requests the server has not seen
+            // yet) is bounded by what is in flight, which pacing keeps small under contention.
+            let ours = u32::try_from(self.sends.len()).unwrap_or(u32::MAX);
             let used_by_all = self.max.saturating_sub(remaining);
             self.foreign = used_by_all.saturating_sub(ours);
             self.foreign_seen_at = Some(now);
@@ -548,7 +548,7 @@ mod tests {
             remaining: Some(54),
             ..Default::default()
         };
-        w.observe(&h, t0, t0);
+        w.observe(&h, t0);
         let view = w.view(t0);
         assert_eq!(view.remaining, 110 - 55 - 3 - 1);
         // Paced: one send now, the next a slot-width away.
@@ -566,7 +566,7 @@ mod tests {
             remaining: Some(0),
             ..Default::default()
         };
-        w.observe(&h, t0, t0);
+        w.observe(&h, t0);
         assert_eq!(w.try_acquire(t0, 0), Err(W));
         assert!(
             w.try_acquire(t0 + Duration::from_secs(5), 0).is_err(),
@@ -605,7 +605,7 @@ mod tests {
             reset_in: Some(Duration::from_secs(2)),
             ..Default::default()
         };
-        w.observe(&h, t0, t0);
+        w.observe(&h, t0);
         assert_eq!(w.try_acquire(t0, 0), Err(Duration::from_secs(2)));
     }
 
@@ -618,7 +618,7 @@ mod tests {
             interval: Some(Duration::from_secs(1)),
             ..Default::default()
         };
-        w.observe(&h, t0, t0);
+        w.observe(&h, t0);
         let v = w.view(t0);
         assert_eq!((v.limit, v.window), (190, Duration::from_secs(1)));
     }

@@ -269,7 +269,7 @@ impl PortalClient {
         if request.lane == LaneKind::General {
             let headers = RateLimitHeaders::parse(response.headers());
             if headers.has_window() {
-                lane.observe(&headers, permit.sent_at);
+                lane.observe(&headers);
             }
             state.daily.lock().observe(&headers);
         }
