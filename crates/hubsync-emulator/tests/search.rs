@@ -92,7 +92,7 @@ async fn every_operator_filters_as_documented() {
             json!({"propertyName": "age", "operator": "LT", "value": "45"})
         )
         .await,
-        [a.clone()]
+        vec![a.clone()]
     );
     assert_eq!(
         one(
@@ -108,7 +108,7 @@ async fn every_operator_filters_as_documented() {
             json!({"propertyName": "age", "operator": "GT", "value": "45"})
         )
         .await,
-        [cr.clone()]
+        vec![cr.clone()]
     );
     assert_eq!(
         one(
@@ -165,7 +165,7 @@ async fn every_operator_filters_as_documented() {
             json!({"propertyName": "age", "operator": "NOT_HAS_PROPERTY"})
         )
         .await,
-        [a2.clone()]
+        vec![a2.clone()]
     );
     assert_eq!(one(&c, json!({"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*@hubspot.example"})).await, [a.clone(), a2.clone()]);
     assert_eq!(one(&c, json!({"propertyName": "email", "operator": "NOT_CONTAINS_TOKEN", "value": "*@hubspot.example"})).await, [b.clone(), cr.clone()]);
