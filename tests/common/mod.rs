@@ -18,10 +18,14 @@ pub const PORTAL: u64 = 62515;
 pub const APP: u64 = 54321;
 pub const TOKEN: &str = "pat-na1-00000000-test-token";
 
+pub const WEBHOOK_SECRET: &str = "webhook-secret";
+
 pub struct TestBed {
     pub emulator: EmulatorHandle,
     pub engine: Engine,
     pub portal: PortalId,
+    /// The hubsync server's base URL, when started with [`TestBed::serve`].
+    pub server_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -35,7 +39,7 @@ impl TestBed {
     pub async fn start_with(configure: impl FnOnce(&mut PortalConfig)) -> TestBed {
         let mut portal_cfg = PortalConfig::new(PORTAL, APP);
         portal_cfg.private_app_token = Some(TOKEN.to_owned());
-        portal_cfg.webhook_secret = "webhook-secret".to_owned();
+        portal_cfg.webhook_secret = WEBHOOK_SECRET.to_owned();
         configure(&mut portal_cfg);
         let config = EmulatorConfig { portals: vec![portal_cfg], ..EmulatorConfig::default() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -64,7 +68,35 @@ impl TestBed {
             settings: Arc::new(settings),
         };
         setup::connect_portal(&engine, &portal, None).await.expect("connect portal");
-        TestBed { emulator, engine, portal: PortalId(PORTAL), _dir: dir }
+        TestBed { emulator, engine, portal: PortalId(PORTAL), server_url: None, _dir: dir }
+    }
+
+    /// Starts hubsync's HTTP server (webhook receiver and API) on 127.0.0.1:0 and points the
+    /// emulator's webhooks at it.
+    pub async fn serve(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let webhook = hubsync_server::WebhookConfig::new(secrecy::SecretString::from(WEBHOOK_SECRET));
+        let config = hubsync_server::ServerConfig::new(url.clone(), Some(webhook));
+        let router = hubsync_server::router(self.engine.clone(), config, None);
+        tokio::spawn(async move {
+            let _ = hubsync_server::run(listener, router, std::future::pending()).await;
+        });
+        self.emulator
+            .admin()
+            .set_webhook(PORTAL, Some(format!("{url}{}", hubsync_server::WEBHOOK_PATH)), None)
+            .expect("set webhook");
+        self.server_url = Some(url);
+    }
+
+    /// Waits until the emulator has delivered every webhook, then applies the inbox.
+    pub async fn settle_inbound(&self) {
+        assert!(self.emulator.admin().wait_webhooks_idle(Duration::from_secs(20)).await, "webhooks never went idle");
+        self.apply_all().await;
+    }
+
+    pub async fn counter(&self, name: &str) -> i64 {
+        self.store().counters(self.portal).await.expect("counters").get(name).copied().unwrap_or(0)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

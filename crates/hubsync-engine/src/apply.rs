@@ -151,12 +151,24 @@ pub async fn plan(
             }
         }
         let local_changed = !outcome.local_changes.is_empty();
+        // The stored base is what HubSpot holds now: where a local edit still has to go out,
+        // HubSpot keeps its value until the outbound worker writes it.
+        let mut stored_base = outcome.merged.clone();
+        for field in outcome.remote_changes.keys() {
+            let known = state.scope.as_ref().is_none_or(|scope| scope.contains(field));
+            let held = if known {
+                state.fields.get(field).clone()
+            } else {
+                base.as_ref().map(|b| b.get(field).clone()).unwrap_or_default()
+            };
+            stored_base.set(field.clone(), held);
+        }
         ops.push(ApplyOp::Upsert(InboundUpsert {
             object_type: ty,
             local_id: Some(local.local_id),
             hubspot_id: state.hubspot_id,
             changes: outcome.local_changes,
-            base: outcome.merged.clone(),
+            base: stored_base,
             base_ts,
             fp_received: Some(Fingerprint::of(&state.fields)),
             remote_updated_at: Some(state.updated_at),

@@ -135,8 +135,12 @@ async fn apply_claimed(
                 let entry = objects.entry((ty, id)).or_default();
                 entry.latest_change = entry.latest_change.max(event.occurred_at);
                 let slot = entry.properties.entry(name.clone()).or_insert((i64::MIN, None));
-                if event.occurred_at >= slot.0 {
+                if event.occurred_at > slot.0 {
                     *slot = (event.occurred_at, event.property_value.clone());
+                } else if event.occurred_at == slot.0 && event.property_value != slot.1 {
+                    // Two values at the same millisecond: the order is unknowable from the
+                    // events, so read the record's current state instead.
+                    entry.needs_read = true;
                 }
             }
             EventKind::AssociationChange => {
@@ -299,9 +303,16 @@ async fn state_from_properties(
         if name == HUBSYNC_ORIGIN_PROPERTY || name == HUBSYNC_ID_PROPERTY {
             continue;
         }
-        if sync.remote_updated_at.is_some_and(|seen| *at < seen) {
-            // Older than the state we already hold: a late or re-delivered event.
+        let held = properties.get(name).map(String::as_str).unwrap_or("");
+        if held == value.as_deref().unwrap_or("") {
+            // Already what we hold (a duplicate, or our own value).
             continue;
+        }
+        if sync.remote_updated_at.is_some_and(|seen| *at <= seen) {
+            // Not newer than the state we hold, yet different: a late event about this
+            // property, or a newer change to another property. The events cannot tell which,
+            // so read the record's current state.
+            return Ok(None);
         }
         properties.insert(name.clone(), value.clone().unwrap_or_default());
         changed_any = true;
