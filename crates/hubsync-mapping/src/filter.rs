@@ -11,12 +11,9 @@ use serde_json::Value;
 use crate::spec::{FieldSpec, FieldType, ObjectSpec, SearchTransform};
 use crate::value;
 
-/// HubSpot's documented search limits: filter groups per request.
-pub const MAX_FILTER_GROUPS: usize = 5;
-/// HubSpot's documented search limits: filters per group.
+/// HubSpot's documented limit of filters per group (of 5 groups, 18 filters in all). A unified
+/// query is one AND, so it becomes one group and this is the limit that binds.
 pub const MAX_FILTERS_PER_GROUP: usize = 6;
-/// HubSpot's documented search limits: filters per request.
-pub const MAX_FILTERS_TOTAL: usize = 18;
 
 /// A filter operator, as written in a query (`field[op]=value`; no `[op]` means `eq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -328,7 +325,7 @@ impl FilterRules {
         let mut group = Vec::with_capacity(filters.len());
         for filter in filters {
             group.push(self.search_filter(filter)?);
-            if group.len() > MAX_FILTERS_PER_GROUP.min(MAX_FILTERS_TOTAL) {
+            if group.len() > MAX_FILTERS_PER_GROUP {
                 return Err(FilterError::TooManyFilters {
                     name: filter.name.clone(),
                     limit: MAX_FILTERS_PER_GROUP,

@@ -123,7 +123,20 @@ pub(crate) fn to_unified(
     for (name, v) in output {
         if name == "custom_fields" {
             // A mapping may add or override custom fields explicitly.
-            for (custom, cv) in v.as_object().into_iter().flatten() {
+            let custom = match &v {
+                Value::Object(custom) => custom,
+                Value::Null => continue,
+                other => {
+                    return Err(MappingError::Output {
+                        file: file.to_owned(),
+                        reason: format!(
+                            "`custom_fields` must be an object, got {}",
+                            value::kind(other)
+                        ),
+                    });
+                }
+            };
+            for (custom, cv) in custom {
                 let field = format!("{CUSTOM_PREFIX}{custom}");
                 check_custom_name(spec, &field, custom)?;
                 fields.set(

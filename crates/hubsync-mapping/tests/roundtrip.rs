@@ -205,3 +205,31 @@ proptest! {
         prop_assert!(prints.windows(2).all(|w| w[0] == w[1]));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Whatever HubSpot adds of its own computed properties, none reaches the unified record.
+    #[test]
+    fn server_computed_properties_never_reach_the_record(
+        names in prop::collection::btree_set(
+            "(hs_all_|hs_calculated_|hs_searchable_calculated_|hs_analytics_|hs_time_in_|hs_date_entered_|hs_v2_)[a-z_]{1,12}",
+            0..6,
+        ),
+        value in "[a-z0-9]{1,8}",
+    ) {
+        let m = mappings();
+        let mut properties = serde_json::Map::new();
+        for name in &names {
+            properties.insert(name.clone(), Value::from(value.clone()));
+        }
+        for name in ["createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_object_id", "hs_createdate", "hs_merged_object_ids", "hubsync_id", "hubsync_origin"] {
+            properties.insert(name.to_owned(), Value::from(value.clone()));
+        }
+        for ty in ObjectType::ALL {
+            let object = json!({"id": "1", "properties": properties.clone()});
+            let got = runtime().block_on(m.to_unified(ty, object)).expect("maps");
+            prop_assert!(got.is_empty(), "{ty}: {got:?}");
+        }
+    }
+}
