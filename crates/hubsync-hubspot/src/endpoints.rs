@@ -1,6 +1,8 @@
 //! The typed CRM v3/v4 endpoints, as methods on [`PortalClient`]. Search goes through the
 //! search lane; everything else through the general lane.
 
+use std::collections::BTreeMap;
+
 use hubsync_core::{HubspotId, ObjectType};
 use reqwest::Method;
 use serde::Serialize;
@@ -165,6 +167,40 @@ impl PortalClient {
         request.query.push(("archived", archived.to_string()));
         let reply = self.execute(&request).await?;
         decode(&reply, "object")
+    }
+
+    /// Updates one record (`PATCH /crm/v3/objects/{type}/{id}`). Unlike batch update, this
+    /// accepts ids merged away into another record (`hs_merged_object_ids`).
+    pub async fn update(
+        &self,
+        object_type: ObjectType,
+        key: &ObjectKey,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<HubspotObject, ApiError> {
+        #[derive(Serialize)]
+        struct PatchBody<'a> {
+            properties: &'a BTreeMap<String, String>,
+        }
+        let id_text;
+        let (segment, id_property) = match key {
+            ObjectKey::Id(id) => {
+                id_text = id.to_string();
+                (id_text.as_str(), None)
+            }
+            ObjectKey::Unique { property, value } => (value.as_str(), Some(property.as_str())),
+        };
+        let mut request = self.request(
+            Method::PATCH,
+            OBJECTS,
+            &[object_type.plural(), segment],
+            LaneKind::General,
+        )?;
+        if let Some(p) = id_property {
+            request.query.push(("idProperty", p.to_owned()));
+        }
+        request.body = Some(json(&PatchBody { properties })?);
+        let reply = self.execute(&request).await?;
+        decode(&reply, "updated object")
     }
 
     /// Reads up to 100 records (`POST .../batch/read`); ids that do not exist come back as

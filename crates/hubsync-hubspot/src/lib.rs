@@ -17,6 +17,39 @@
 //! - [`webhooks`]: webhook payloads, the delivery parser and signature verification (pure).
 //!
 //! Secrets are `secrecy::SecretString` everywhere and never logged.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hubsync_hubspot::ApiError> {
+//! use std::time::Duration;
+//! use hubsync_core::{ObjectType, PortalId};
+//! use hubsync_hubspot::model::{UpsertInput, HUBSYNC_ORIGIN_PROPERTY};
+//! use hubsync_hubspot::{ApiError, ClientConfig, HubspotClient, PortalCredentials, Priority};
+//! use secrecy::SecretString;
+//!
+//! let hubspot = HubspotClient::new(ClientConfig::default())?;
+//! let portal = hubspot.portal(PortalId(62515), PortalCredentials::PrivateApp(SecretString::from("pat-na1-...")));
+//! portal.ensure_hubsync_properties(ObjectType::Contacts).await?;
+//!
+//! // Outbound writes: idempotent creates by hubsync's own unique property.
+//! let outbound = portal.with_priority(Priority::Outbound);
+//! let input = UpsertInput::by_hubsync_id("local-42", [
+//!     ("email".to_owned(), "ann@example.com".to_owned()),
+//!     (HUBSYNC_ORIGIN_PROPERTY.to_owned(), "hubsync".to_owned()),
+//! ].into());
+//! let batch = outbound.batch_upsert(ObjectType::Contacts, &[input]).await?;
+//! for failed in &batch.errors {
+//!     println!("dead-letter {:?}: {}", failed.ids(), failed);
+//! }
+//!
+//! // A read-through on behalf of a user: never queue long, pass 429s on.
+//! match portal.interactive(Duration::from_millis(500)).list_page(ObjectType::Contacts, &Default::default()).await {
+//!     Err(ApiError::RateLimited { retry_after, budget, .. }) => println!("429, retry in {retry_after:?}, {budget:?}"),
+//!     other => { other?; }
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod auth;
 mod breaker;

@@ -447,4 +447,18 @@ async fn merge_returns_the_surviving_record() {
         again.id, merged.id,
         "the old id resolves to the merged record"
     );
+    // A single-record PATCH accepts the merged-away id and lands on the survivor.
+    let updated = bed
+        .portal
+        .update(
+            ObjectType::Contacts,
+            &ObjectKey::Id(other),
+            &props([("firstname", "Merged")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.id, updated.property("firstname")),
+        (merged.id, Some("Merged"))
+    );
 }
