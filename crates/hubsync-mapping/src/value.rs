@@ -248,6 +248,14 @@ fn check_email(field: &str, email: &str) -> Result<(), MappingError> {
     if local.is_empty() || domain.is_empty() || domain.contains('@') {
         return Err(bad("it needs one `@` between a name and a domain"));
     }
+    // HubSpot refuses a domain without a dot, and one such address fails a whole batch write.
+    if !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+    {
+        return Err(bad("its domain is not a dotted name"));
+    }
     if email.len() > 254 {
         return Err(bad("it is longer than 254 characters"));
     }
@@ -379,6 +387,8 @@ mod tests {
         assert!(canonical("e", &s, &json!("a@x.com")).is_err());
         assert!(canonical("e", &s, &json!(["a@x.com;b@y.org"])).is_err());
         assert!(canonical("e", &s, &json!(["not-an-email"])).is_err());
+        assert!(canonical("e", &s, &json!(["root@localhost"])).is_err());
+        assert!(canonical("e", &s, &json!(["a@x..com"])).is_err());
         assert!(canonical("e", &s, &json!(["a@x.com", "A@X.com"])).is_err());
         assert_eq!(canonical("e", &s, &json!([])).unwrap(), None);
     }
