@@ -1,0 +1,198 @@
+//! Records in the flat unified shape, and their sync status.
+//!
+//! A record is its unified fields ([`FieldMap::to_unified`]) plus `id` (the local id, as a
+//! string), `hubspot_id`, `created_at`, `updated_at` and a `sync` object:
+//! - `synced`: the record's synced fields equal the last state both sides agreed on (the merge
+//!   base HubSpot acknowledged, or the state last applied from HubSpot);
+//! - `failed`: a write of the record was dead-lettered after its last change, with the reason;
+//! - `pending`: anything else (a write waits in the outbox, or was never pushed).
+
+use std::collections::HashMap;
+
+use hubsync_core::{FieldMap, LocalId, ObjectType, PortalId};
+use hubsync_engine::ASSOCIATION_FIELDS;
+use hubsync_mapping::Mappings;
+use hubsync_store::{DeadLetter, LocalRecord, Millis, Store, StoreError, SyncState};
+use serde_json::{Map, Value, json};
+
+/// Dead letters scanned (newest first) to explain records that are not synced.
+const DEAD_LETTER_SCAN: u32 = 500;
+
+/// Whether a record's last change reached HubSpot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Waiting in the outbox, or not pushed yet.
+    Pending,
+    /// HubSpot holds the record's current fields.
+    Synced,
+    /// HubSpot refused the last write (see the reason).
+    Failed,
+}
+
+impl SyncStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Pending => "pending",
+            SyncStatus::Synced => "synced",
+            SyncStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A record's sync status as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncView {
+    /// The status.
+    pub status: SyncStatus,
+    /// When the record was last synced (epoch ms).
+    pub synced_at: Option<Millis>,
+    /// For `failed`: HubSpot's (or the mapping's) reason.
+    pub reason: Option<String>,
+    /// For `failed`: the dead letter's category.
+    pub category: Option<String>,
+}
+
+impl SyncView {
+    /// The `sync` member of a record.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "status": self.status.as_str(),
+            "synced_at": self.synced_at.map(rfc3339),
+            "reason": self.reason,
+            "category": self.category,
+        })
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 in UTC with milliseconds (`2026-12-03T17:00:00.000Z`).
+pub fn rfc3339(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+/// A local record in the unified shape.
+pub fn render(record: &LocalRecord, sync: &SyncView) -> Value {
+    let mut out = match record.fields.to_unified() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    out.insert("id".into(), Value::String(record.local_id.to_string()));
+    out.insert(
+        "hubspot_id".into(),
+        record
+            .hubspot_id
+            .map_or(Value::Null, |id| Value::String(id.to_string())),
+    );
+    out.insert(
+        "created_at".into(),
+        Value::String(rfc3339(record.created_at)),
+    );
+    out.insert(
+        "updated_at".into(),
+        Value::String(rfc3339(record.updated_at)),
+    );
+    if record.deleted {
+        out.insert("deleted".into(), Value::Bool(true));
+    }
+    out.insert("sync".into(), sync.to_json());
+    Value::Object(out)
+}
+
+/// The fields hubsync syncs as properties, in canonical form: what the merge base holds once
+/// HubSpot has the record. `None` when the record cannot be mapped.
+pub fn synced_fields(mappings: &Mappings, ty: ObjectType, fields: &FieldMap) -> Option<FieldMap> {
+    let properties: FieldMap = fields
+        .iter()
+        .filter(|(k, _)| !ASSOCIATION_FIELDS.contains(k))
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    mappings.normalize(ty, &properties).ok()
+}
+
+/// Whether HubSpot holds the record as it is now.
+fn is_synced(
+    mappings: &Mappings,
+    ty: ObjectType,
+    record: &LocalRecord,
+    state: Option<&SyncState>,
+) -> bool {
+    if record.deleted {
+        // The archive was acknowledged (or the record never reached HubSpot).
+        return state.is_none();
+    }
+    let Some(base) = state.and_then(|s| s.base.as_ref()) else {
+        return false;
+    };
+    synced_fields(mappings, ty, &record.fields).is_some_and(|fields| &fields == base)
+}
+
+/// The dead letter that explains a record, if one was written after its last change.
+pub fn failure_of<'a>(
+    letters: &'a [DeadLetter],
+    ty: ObjectType,
+    record: &LocalRecord,
+) -> Option<&'a DeadLetter> {
+    letters.iter().find(|d| {
+        d.letter.object_type == Some(ty)
+            && d.letter.local_id == Some(record.local_id)
+            && d.created_at >= record.updated_at
+    })
+}
+
+/// The sync status of each record, in order: one sync-state query, and one dead-letter scan
+/// when some record is not synced.
+pub async fn sync_views(
+    store: &dyn Store,
+    mappings: &Mappings,
+    portal: PortalId,
+    ty: ObjectType,
+    records: &[LocalRecord],
+) -> Result<Vec<SyncView>, StoreError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<LocalId> = records.iter().map(|r| r.local_id).collect();
+    let states: HashMap<LocalId, SyncState> = store
+        .get_sync_states(portal, ty, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.local_id, s))
+        .collect();
+    let mut views: Vec<SyncView> = records
+        .iter()
+        .map(|r| {
+            let state = states.get(&r.local_id);
+            SyncView {
+                status: if is_synced(mappings, ty, r, state) {
+                    SyncStatus::Synced
+                } else {
+                    SyncStatus::Pending
+                },
+                synced_at: state.and_then(|s| s.synced_at),
+                reason: None,
+                category: None,
+            }
+        })
+        .collect();
+    if views.iter().any(|v| v.status == SyncStatus::Pending) {
+        let letters = store
+            .list_dead_letters(portal, None, DEAD_LETTER_SCAN)
+            .await?;
+        for (view, record) in views.iter_mut().zip(records) {
+            if view.status != SyncStatus::Pending {
+                continue;
+            }
+            if let Some(letter) = failure_of(&letters, ty, record) {
+                view.status = SyncStatus::Failed;
+                view.reason = Some(letter.letter.reason.clone());
+                view.category = Some(letter.letter.category.clone());
+            }
+        }
+    }
+    Ok(views)
+}
