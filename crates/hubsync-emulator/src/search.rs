@@ -336,58 +336,16 @@ impl SearchRequest {
     pub fn run(&self, data: &PortalData, kind: ObjectKind, now: i64) -> (usize, Vec<u64>) {
         let store = data.store(kind);
         let want = (self.offset + self.limit).min(RESULT_CAP);
-        // Streaming path: one group (or none) whose driving index yields the sort order.
         let sort = self.sort.unwrap_or((Cmp::Created, None, false));
-        let single = self.groups.len() <= 1;
         let empty: Vec<Filter> = Vec::new();
         let group = self.groups.first().unwrap_or(&empty);
-        if single && store.overlay.is_empty() {
-            let (lo, hi) = bounds(group, sort.0);
-            let matches = |id: u64, rec: &Record| self.matches_group(data, kind, group, id, rec);
-            let mut total = 0usize;
-            let mut page = Vec::with_capacity(self.limit);
-            let mut take = |id: u64| {
-                if total >= self.offset && total < want {
-                    page.push(id);
-                }
-                total += 1;
-            };
-            let streamed = match (sort.0, sort.2) {
-                (Cmp::Id, desc) => {
-                    let r = store.live.range((to_id_bound(lo), to_id_bound(hi)));
-                    let f = |(id, rec): (&u64, &Record)| matches(*id, rec).then_some(*id);
-                    if desc {
-                        r.rev().filter_map(f).for_each(&mut take)
-                    } else {
-                        r.filter_map(f).for_each(&mut take)
-                    }
-                    true
-                }
-                (Cmp::Created | Cmp::Updated, desc) => {
-                    let idx = if sort.0 == Cmp::Created {
-                        &store.by_created
-                    } else {
-                        &store.by_updated
-                    };
-                    let r = idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false)));
-                    let f = |&(_, id): &(i64, u64)| {
-                        store
-                            .live
-                            .get(&id)
-                            .filter(|rec| matches(id, rec))
-                            .map(|_| id)
-                    };
-                    if desc {
-                        r.rev().filter_map(f).for_each(&mut take)
-                    } else {
-                        r.filter_map(f).for_each(&mut take)
-                    }
-                    true
-                }
-                _ => false,
-            };
-            if streamed {
-                return (total, page);
+        let single = self.groups.len() <= 1;
+        let sort_indexed = matches!(sort.0, Cmp::Id | Cmp::Created | Cmp::Updated);
+        if single && store.overlay.is_empty() && sort_indexed && !has_point_lookup(data, kind, group) {
+            // A selective range on another index beats walking the sort index.
+            let selective = pick_driver(store, group).filter(|d| d.0 != sort.0 && d.3 < DRIVER_CAP);
+            if selective.is_none() {
+                return self.stream(data, kind, store, group, sort.0, sort.2, want);
             }
         }
         // General path: gather candidates, evaluate, sort, slice.
@@ -442,6 +400,88 @@ impl SearchRequest {
             .take(want.saturating_sub(self.offset))
             .map(|k| k.2)
             .collect();
+        (total, page)
+    }
+
+    /// Walks the sort index in order: the page is the first matches past the offset, and the
+    /// total counts every match (filters fully expressed by the index bounds cost nothing).
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        data: &PortalData,
+        kind: ObjectKind,
+        store: &ObjectStore,
+        group: &[Filter],
+        field: Cmp,
+        desc: bool,
+        want: usize,
+    ) -> (usize, Vec<u64>) {
+        let (lo, hi) = bounds(group, field);
+        let residual: Vec<Filter> = group
+            .iter()
+            .filter(|f| !(f.cmp == field && covered(f)) && !vacuous(store, f))
+            .cloned()
+            .collect();
+        let needs_record = !residual.is_empty() || self.query.is_some();
+        let mut total = 0usize;
+        let mut page = Vec::with_capacity(self.limit);
+        let mut take = |id: u64| {
+            if total >= self.offset && total < want {
+                page.push(id);
+            }
+            total += 1;
+        };
+        let check = |id: u64, rec: &Record| self.matches_group(data, kind, &residual, id, rec);
+        match field {
+            Cmp::Id => {
+                let r = store.live.range((to_id_bound(lo), to_id_bound(hi)));
+                if !needs_record && !desc {
+                    // Page first, then count the rest of the range without touching records.
+                    let mut it = r;
+                    let mut seen = 0usize;
+                    for (id, _) in it.by_ref() {
+                        take(*id);
+                        seen += 1;
+                        if seen >= want {
+                            break;
+                        }
+                    }
+                    let rest = it.count();
+                    return (seen + rest, page);
+                }
+                let f = |(id, rec): (&u64, &Record)| check(*id, rec).then_some(*id);
+                if desc {
+                    r.rev().filter_map(f).for_each(&mut take);
+                } else {
+                    r.filter_map(f).for_each(&mut take);
+                }
+            }
+            _ => {
+                let idx = if field == Cmp::Created { &store.by_created } else { &store.by_updated };
+                let unbounded = matches!((lo, hi), (Bound::Unbounded, Bound::Unbounded));
+                if !needs_record && unbounded {
+                    let n = want.saturating_sub(self.offset);
+                    page = if desc {
+                        idx.iter().rev().skip(self.offset).take(n).map(|e| e.1).collect()
+                    } else {
+                        idx.iter().skip(self.offset).take(n).map(|e| e.1).collect()
+                    };
+                    return (idx.len(), page);
+                }
+                let r = idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false)));
+                let f = |&(_, id): &(i64, u64)| {
+                    if !needs_record {
+                        return Some(id);
+                    }
+                    store.live.get(&id).filter(|rec| check(id, rec)).map(|_| id)
+                };
+                if desc {
+                    r.rev().filter_map(f).for_each(&mut take);
+                } else {
+                    r.filter_map(f).for_each(&mut take);
+                }
+            }
+        }
         (total, page)
     }
 
@@ -501,11 +541,7 @@ impl SearchRequest {
             }
         }
         out.extend(overlay.clone().filter(|id| check(*id)));
-        for c in [Cmp::Id, Cmp::Updated, Cmp::Created] {
-            let (lo, hi) = bounds(group, c);
-            if matches!(lo, Bound::Unbounded) && matches!(hi, Bound::Unbounded) {
-                continue;
-            }
+        if let Some((c, lo, hi, _)) = pick_driver(store, group) {
             match c {
                 Cmp::Id => out.extend(
                     store
@@ -515,11 +551,7 @@ impl SearchRequest {
                         .map(|(id, _)| *id),
                 ),
                 _ => {
-                    let idx = if c == Cmp::Created {
-                        &store.by_created
-                    } else {
-                        &store.by_updated
-                    };
+                    let idx = if c == Cmp::Created { &store.by_created } else { &store.by_updated };
                     out.extend(
                         idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false)))
                             .map(|(_, id)| *id)
@@ -844,4 +876,76 @@ fn wildcard(text: &str, pattern: &str) -> bool {
     parts
         .last()
         .is_none_or(|l| l.is_empty() || text.ends_with(l))
+}
+
+/// Ranges on an index are sized up to this many entries when choosing a driver.
+const DRIVER_CAP: usize = 20_000;
+
+fn parses(f: &Filter, v: &str) -> bool {
+    if f.cmp == Cmp::Id { v.trim().parse::<i128>().is_ok() } else { parse_time(v).is_some() }
+}
+
+/// Whether a filter is fully expressed by its field's index bounds.
+fn covered(f: &Filter) -> bool {
+    matches!(f.op, Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Between)
+        && matches!(f.cmp, Cmp::Id | Cmp::Created | Cmp::Updated)
+        && parses(f, &f.value)
+        && (f.op != Op::Between || parses(f, &f.high))
+}
+
+/// Whether a created/updated filter holds for every live record (e.g. `lastmodifieddate GTE 0`).
+fn vacuous(store: &ObjectStore, f: &Filter) -> bool {
+    if !covered(f) || !matches!(f.cmp, Cmp::Created | Cmp::Updated) {
+        return false;
+    }
+    let idx = if f.cmp == Cmp::Created { &store.by_created } else { &store.by_updated };
+    let (Some(min), Some(max)) = (idx.first(), idx.last()) else {
+        return true;
+    };
+    let (lo, hi) = bounds(std::slice::from_ref(f), f.cmp);
+    let lo_ok = match lo {
+        Bound::Included(v) => v <= i128::from(min.0),
+        Bound::Excluded(v) => v < i128::from(min.0),
+        Bound::Unbounded => true,
+    };
+    let hi_ok = match hi {
+        Bound::Included(v) => v >= i128::from(max.0),
+        Bound::Excluded(v) => v > i128::from(max.0),
+        Bound::Unbounded => true,
+    };
+    lo_ok && hi_ok
+}
+
+fn has_point_lookup(data: &PortalData, kind: ObjectKind, group: &[Filter]) -> bool {
+    group.iter().any(|f| {
+        (f.cmp == Cmp::Id && matches!(f.op, Op::Eq | Op::In))
+            || (f.op == Op::Eq
+                && f.cmp == Cmp::Text
+                && f.prop.is_some_and(|p| data.ukeys[kind.index()].uniques.contains(&p)))
+    })
+}
+
+/// An index range chosen to drive candidate selection: field, bounds, entries (capped).
+type Driver = (Cmp, Bound<i128>, Bound<i128>, usize);
+
+/// The indexed range with the fewest entries (counted up to [`DRIVER_CAP`]).
+fn pick_driver(store: &ObjectStore, group: &[Filter]) -> Option<Driver> {
+    let mut best: Option<Driver> = None;
+    for c in [Cmp::Id, Cmp::Updated, Cmp::Created] {
+        let (lo, hi) = bounds(group, c);
+        if matches!((lo, hi), (Bound::Unbounded, Bound::Unbounded)) {
+            continue;
+        }
+        let n = match c {
+            Cmp::Id => store.live.range((to_id_bound(lo), to_id_bound(hi))).take(DRIVER_CAP).count(),
+            _ => {
+                let idx = if c == Cmp::Created { &store.by_created } else { &store.by_updated };
+                idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false))).take(DRIVER_CAP).count()
+            }
+        };
+        if best.is_none_or(|b| n < b.3) {
+            best = Some((c, lo, hi, n));
+        }
+    }
+    best
 }
