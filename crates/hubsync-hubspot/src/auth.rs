@@ -273,6 +273,11 @@ impl PortalAuth {
         self.status.send_replace(AuthStatus::Ok);
     }
 
+    /// Bumped whenever the token changes (refresh or new credentials).
+    pub fn generation(&self) -> u64 {
+        self.inner.lock().generation
+    }
+
     pub fn status(&self) -> AuthStatus {
         self.status.borrow().clone()
     }
@@ -288,9 +293,17 @@ impl PortalAuth {
         }
     }
 
-    /// Marks the portal as needing re-authorisation; logs once.
-    pub fn mark_needs_reauth(&self, reason: String) -> ApiError {
+    /// Marks the portal as needing re-authorisation because the credentials of `generation`
+    /// were rejected; logs once. Credentials registered since then are not affected (a
+    /// request that was in flight with the old token must not condemn the new one).
+    pub fn mark_needs_reauth(&self, generation: u64, reason: String) -> ApiError {
         let mut inner = self.inner.lock();
+        if inner.generation != generation {
+            return ApiError::NeedsReauth {
+                portal: self.portal,
+                reason: format!("{reason} (with credentials since replaced)"),
+            };
+        }
         if inner.needs_reauth.is_none() {
             tracing::error!(portal = %self.portal, reason = %reason, "hubspot credentials rejected; portal needs re-authorisation");
             inner.needs_reauth = Some(reason.clone());
@@ -412,7 +425,10 @@ impl PortalAuth {
                     ),
                     (None, None) => error.message.clone(),
                 };
-                return Err(self.mark_needs_reauth(format!("oauth refresh failed ({reason})")));
+                return Err(self.mark_needs_reauth(
+                    seen_generation,
+                    format!("oauth refresh failed ({reason})"),
+                ));
             }
             Err(other) => return Err(other),
         };

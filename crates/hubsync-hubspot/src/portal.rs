@@ -296,6 +296,11 @@ impl PortalClient {
             401 => {
                 state.breaker.lock().record_success();
                 let error = HubspotError::from_body(&body);
+                if !*auth_retried && state.auth.generation() != bearer.generation {
+                    // New credentials arrived while this request was in flight: try them.
+                    *auth_retried = true;
+                    return Outcome::Retry(Duration::ZERO);
+                }
                 if bearer.is_oauth && !*auth_retried {
                     *auth_retried = true;
                     tracing::info!(portal = %portal, category = error.category(), "hubspot answered 401; refreshing the oauth token once");
@@ -305,7 +310,7 @@ impl PortalClient {
                     };
                 }
                 let reason = format!("{}: {}", error.category(), error.message);
-                Outcome::Done(Err(state.auth.mark_needs_reauth(reason)))
+                Outcome::Done(Err(state.auth.mark_needs_reauth(bearer.generation, reason)))
             }
             429 => {
                 state.breaker.lock().record_success();
