@@ -1,0 +1,6 @@
+//! Integration tests of hubsync-server over real HTTP, against a real SQLite store.
+
+mod browser;
+mod common;
+mod status;
+mod webhooks;
