@@ -171,7 +171,8 @@ pub(crate) async fn request_token(
             what: "oauth token response",
             source,
         })?;
-    let expires_in = Duration::from_secs(raw.expires_in);
+    // A lifetime beyond a year is garbage; cap it so the clock arithmetic cannot overflow.
+    let expires_in = Duration::from_secs(raw.expires_in.min(365 * 24 * 60 * 60));
     let refresh_token = match (raw.refresh_token, previous_refresh) {
         (Some(t), _) => SecretString::from(t),
         (None, Some(old)) => old.clone(),

@@ -69,8 +69,7 @@ impl RateLimitHeaders {
             max: leading_int("x-hubspot-ratelimit-max").and_then(|v| u32::try_from(v).ok()),
             remaining: leading_int("x-hubspot-ratelimit-remaining")
                 .and_then(|v| u32::try_from(v).ok()),
-            interval: leading_int("x-hubspot-ratelimit-interval-milliseconds")
-                .map(Duration::from_millis),
+            interval: leading_int("x-hubspot-ratelimit-interval-milliseconds").map(header_millis),
             reset_in: None,
             daily: leading_int("x-hubspot-ratelimit-daily"),
             daily_remaining: leading_int("x-hubspot-ratelimit-daily-remaining"),
@@ -79,7 +78,7 @@ impl RateLimitHeaders {
             parsed.max = leading_int("ratelimit-limit").and_then(|v| u32::try_from(v).ok());
             parsed.remaining =
                 leading_int("ratelimit-remaining").and_then(|v| u32::try_from(v).ok());
-            parsed.reset_in = leading_int("ratelimit-reset").map(Duration::from_secs);
+            parsed.reset_in = leading_int("ratelimit-reset").map(header_secs);
             if let Some(combined) = text("ratelimit") {
                 parse_combined(combined, &mut parsed);
             }
@@ -91,6 +90,18 @@ impl RateLimitHeaders {
     pub fn has_window(&self) -> bool {
         self.max.is_some() || self.remaining.is_some()
     }
+}
+
+/// Durations read from headers are capped, so a hostile or garbled value cannot overflow the
+/// clock arithmetic.
+const MAX_HEADER_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn header_millis(ms: u64) -> Duration {
+    Duration::from_millis(ms).min(MAX_HEADER_DURATION)
+}
+
+fn header_secs(secs: u64) -> Duration {
+    Duration::from_secs(secs.min(MAX_HEADER_DURATION.as_secs()))
 }
 
 fn leading_integer(value: &str) -> Option<u64> {
@@ -115,7 +126,7 @@ fn parse_combined(value: &str, out: &mut RateLimitHeaders) {
         match key.trim().to_ascii_lowercase().as_str() {
             "limit" | "l" => out.max = out.max.or(u32::try_from(n).ok()),
             "remaining" | "r" => out.remaining = out.remaining.or(u32::try_from(n).ok()),
-            "reset" | "t" => out.reset_in = out.reset_in.or(Some(Duration::from_secs(n))),
+            "reset" | "t" => out.reset_in = out.reset_in.or(Some(header_secs(n))),
             _ => {}
         }
     }
@@ -240,7 +251,10 @@ impl RollingWindow {
 
     fn wait_for_room(&self, now: Instant, used: u32, reserve: u32, capacity: u32) -> Duration {
         // The oldest `need` of our sends must age out before there is room...
-        let need = (used + reserve + 1).saturating_sub(capacity) as usize;
+        let need = used
+            .saturating_add(reserve)
+            .saturating_add(1)
+            .saturating_sub(capacity) as usize;
         let ours_free = need
             .checked_sub(1)
             .and_then(|i| self.sends.get(i))
@@ -294,7 +308,7 @@ impl RollingWindow {
                     self.block_until(now + reset_in);
                 } else {
                     // A fixed window: pace what is left over the time until it resets.
-                    let gap = reset_in / (remaining + 1);
+                    let gap = reset_in / remaining.saturating_add(1);
                     self.next_paced = Some(self.next_paced.map_or(now + gap, |n| n.max(now + gap)));
                 }
             }
@@ -505,6 +519,27 @@ mod tests {
             RateLimitHeaders::parse(&headers(&[("RateLimit", "limit=9, remaining=1, reset=5")]));
         assert_eq!((p.max, p.remaining), (Some(9), Some(1)));
         assert!(!RateLimitHeaders::parse(&HeaderMap::new()).has_window());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_header_values_are_capped_not_panicked_on() {
+        let h = RateLimitHeaders::parse(&headers(&[
+            (
+                "x-hubspot-ratelimit-interval-milliseconds",
+                "18446744073709551615",
+            ),
+            ("ratelimit-reset", "18446744073709551615"),
+        ]));
+        assert_eq!(h.interval, Some(MAX_HEADER_DURATION));
+        let h = RateLimitHeaders::parse(&headers(&[
+            ("ratelimit-remaining", "0"),
+            ("ratelimit-reset", "18446744073709551615"),
+            ("ratelimit-limit", "4294967295"),
+        ]));
+        let mut w = RollingWindow::new(10, W, 0);
+        let t0 = Instant::now();
+        w.observe(&h, t0);
+        assert_eq!(w.try_acquire(t0, u32::MAX), Err(MAX_HEADER_DURATION));
     }
 
     #[tokio::test(start_paused = true)]
