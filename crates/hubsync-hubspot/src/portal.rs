@@ -22,7 +22,7 @@ use crate::stats::StatsSnapshot;
 
 /// A portal's budget as this client sees it, for the status page and the unified API's
 /// `RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct BudgetView {
     /// Requests allowed per general window (the tier, as the server last reported it).
     pub limit: u32,
@@ -37,6 +37,7 @@ pub struct BudgetView {
     /// Requests in flight on both lanes.
     pub in_flight: u32,
     /// Non-interactive calls are parked until then after a DAILY 429.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub parked_until: Option<OffsetDateTime>,
     /// Search requests allowed per search window.
     pub search_limit: u32,
@@ -285,8 +286,18 @@ impl PortalClient {
                 });
             }
         };
+        let sent_at = permit.sent_at;
         drop(permit);
         count(portal, request.lane, status.as_str());
+        tracing::trace!(
+            portal = %portal,
+            lane = request.lane.as_str(),
+            method = %request.method,
+            path = request.url.path(),
+            status = status.as_u16(),
+            elapsed_ms = u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "hubspot request"
+        );
 
         if status.is_success() {
             state.breaker.lock().record_success();
@@ -383,7 +394,7 @@ impl PortalClient {
             rand::random::<f64>(),
         );
         let wait = floor.map_or(wait, |f| wait.max(f));
-        tracing::debug!(portal = %state.portal, attempt = *attempts, wait_ms = wait.as_millis() as u64, "transient hubspot failure; retrying");
+        tracing::debug!(portal = %state.portal, attempt = *attempts, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "transient hubspot failure; retrying");
         Outcome::Retry(wait)
     }
 
@@ -418,7 +429,7 @@ impl PortalClient {
         let give_up = self.options.pass_through_rate_limits
             || *retries >= retry.max_rate_limit_retries
             || retry_after.is_some_and(|r| r > retry.max_retry_after);
-        tracing::debug!(portal = %portal, policy = %policy, wait_ms = wait.as_millis() as u64, correlation_id = error.correlation_id.as_deref().unwrap_or(""), "hubspot answered 429");
+        tracing::debug!(portal = %portal, policy = %policy, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), correlation_id = error.correlation_id.as_deref().unwrap_or(""), "hubspot answered 429");
         if give_up {
             return Outcome::Done(Err(ApiError::RateLimited {
                 policy,

@@ -15,7 +15,7 @@ pub(crate) struct PortalStats {
 }
 
 /// A snapshot of one portal's counters since the client started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StatsSnapshot {
     /// HTTP requests sent (both lanes, every attempt).
     pub requests: u64,
