@@ -224,26 +224,30 @@ fn filter_parameters(mappings: &Mappings, ty: ObjectType) -> Vec<Value> {
     params
 }
 
-fn error_response(description: &str) -> Value {
+fn error_response(description: &str, headers_guaranteed: bool) -> Value {
     json!({
         "description": description,
-        "headers": rate_limit_headers(),
+        "headers": rate_limit_headers(headers_guaranteed),
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     })
 }
 
-fn rate_limit_headers() -> Value {
+/// The `RateLimit-*` headers; `required` where the answer always names a known portal (an
+/// answer refused before the portal is known, such as a 401, has none).
+fn rate_limit_headers(required: bool) -> Value {
+    let header =
+        |d: &str| json!({"required": required, "schema": {"type": "integer"}, "description": d});
     json!({
-        "RateLimit-Limit": {"$ref": "#/components/headers/RateLimit-Limit"},
-        "RateLimit-Remaining": {"$ref": "#/components/headers/RateLimit-Remaining"},
-        "RateLimit-Reset": {"$ref": "#/components/headers/RateLimit-Reset"},
+        "RateLimit-Limit": header("Requests per window in the portal's HubSpot budget."),
+        "RateLimit-Remaining": header("Requests left in the window, as hubsync sees it."),
+        "RateLimit-Reset": header("Seconds until the window frees a request."),
     })
 }
 
 fn ok_response(description: &str, schema: &str) -> Value {
     json!({
         "description": description,
-        "headers": rate_limit_headers(),
+        "headers": rate_limit_headers(true),
         "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}},
     })
 }
@@ -268,14 +272,14 @@ fn common_errors(responses: &mut Map<String, Value>) {
             "The portal has no working HubSpot connection (remote reads).",
         ),
     ] {
-        responses.insert(status.into(), error_response(what));
+        responses.insert(status.into(), error_response(what, status == "429"));
     }
     if let Some(Value::Object(r)) = responses.get_mut("429")
         && let Some(Value::Object(h)) = r.get_mut("headers")
     {
         h.insert(
             "Retry-After".into(),
-            json!({"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}),
+            json!({"required": true, "schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}),
         );
     }
 }
@@ -318,7 +322,7 @@ fn paths_of(mappings: &Mappings, ty: ObjectType, paths: &mut Map<String, Value>)
             name,
         ),
     );
-    create_responses.insert("422".into(), error_response("`wait=synced`: HubSpot refused the write (`sync_failed`, with HubSpot's reason and the record)."));
+    create_responses.insert("422".into(), error_response("`wait=synced`: HubSpot refused the write (`sync_failed`, with HubSpot's reason and the record).", true));
     common_errors(&mut create_responses);
 
     let mut one_responses = Map::new();
@@ -342,7 +346,10 @@ fn paths_of(mappings: &Mappings, ty: ObjectType, paths: &mut Map<String, Value>)
     );
     write_responses.insert(
         "422".into(),
-        error_response("`wait=synced`: HubSpot refused the write (`sync_failed`)."),
+        error_response(
+            "`wait=synced`: HubSpot refused the write (`sync_failed`).",
+            true,
+        ),
     );
     common_errors(&mut write_responses);
 
@@ -469,7 +476,6 @@ pub fn document(mappings: &Mappings) -> Value {
         }),
     );
 
-    let rate_header = |d: &str| json!({"schema": {"type": "integer"}, "description": d});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -482,11 +488,6 @@ pub fn document(mappings: &Mappings) -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `hubsync` (`hsk_…`)."}},
             "schemas": schemas,
-            "headers": {
-                "RateLimit-Limit": rate_header("Requests per window in the portal's HubSpot budget."),
-                "RateLimit-Remaining": rate_header("Requests left in the window, as hubsync sees it."),
-                "RateLimit-Reset": rate_header("Seconds until the window frees a request."),
-            },
             "parameters": {
                 "PortalHeader": {"name": "X-Hubsync-Portal", "in": "header", "required": false, "schema": {"type": "integer"}, "description": "The HubSpot portal id (or use `portal_id`)."},
                 "PortalQuery": {"name": "portal_id", "in": "query", "required": false, "schema": {"type": "integer"}, "description": "The HubSpot portal id (or use the `X-Hubsync-Portal` header)."},

@@ -435,6 +435,11 @@ async fn answer(
         };
         match view.status {
             SyncStatus::Synced => {
+                // The acknowledgement may have landed between reading the row and its sync
+                // state: read the row again for the HubSpot id it wrote.
+                if let Some(fresh) = store.get_record(portal, ty, record.local_id).await? {
+                    record = fresh;
+                }
                 return Ok((status, Json(records::render(&record, &view))).into_response());
             }
             SyncStatus::Failed => {
