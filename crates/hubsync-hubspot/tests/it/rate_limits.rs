@@ -248,6 +248,17 @@ async fn daily_limit_parks_non_interactive_calls_until_the_reset() {
     );
     assert_eq!(bed.emulator_stats().requests, sent);
 
+    // An interactive read is not parked: it asks HubSpot, which answers with the DAILY 429.
+    let interactive = bed.portal.interactive(Duration::from_secs(1));
+    assert!(matches!(
+        interactive
+            .list_page(ObjectType::Contacts, &list_one())
+            .await,
+        Err(ApiError::DailyLimit { .. })
+    ));
+    assert_eq!(bed.emulator_stats().requests, sent + 1);
+    assert_eq!(emulator_429s(&bed, "DAILY"), 1);
+
     // A second client that has not seen the headers learns it from the DAILY 429.
     let other = HubspotClient::new(hubsync_hubspot::ClientConfig::with_base_url(
         bed.emu.base_url(),
@@ -261,7 +272,7 @@ async fn daily_limit_parks_non_interactive_calls_until_the_reset() {
         fresh.list_page(ObjectType::Contacts, &list_one()).await,
         Err(ApiError::DailyLimit { .. })
     ));
-    assert_eq!(emulator_429s(&bed, "DAILY"), 1);
+    assert_eq!(emulator_429s(&bed, "DAILY"), 2);
     assert!(fresh.budget().parked_until.is_some());
     let sent = bed.emulator_stats().requests;
     assert!(matches!(

@@ -98,3 +98,34 @@ async fn persistent_failures_open_the_circuit_for_that_portal_only() {
         .expect("the half-open probe succeeds");
     assert_eq!(bed.portal.status().circuit, CircuitState::Closed);
 }
+
+#[tokio::test]
+async fn timeouts_are_retried_and_reported_as_transport_errors() {
+    let mut setup = Setup {
+        faults: Faults {
+            api_latency_pct: 100.0,
+            api_latency_ms: 400,
+            ..Faults::default()
+        },
+        ..Setup::default()
+    };
+    setup.client.request_timeout = Duration::from_millis(100);
+    setup.client.retry.max_attempts = 2;
+    let bed = start(setup).await;
+    match bed
+        .portal
+        .list_page(ObjectType::Contacts, &list_one())
+        .await
+    {
+        Err(ApiError::Transport {
+            attempts: 2,
+            source,
+        }) => assert!(source.is_timeout(), "{source}"),
+        other => panic!("expected a timeout after 2 attempts, got {other:?}"),
+    }
+    let stats = bed.portal.stats();
+    assert_eq!(
+        (stats.requests, stats.retries, stats.transient_failures),
+        (2, 1, 2)
+    );
+}
