@@ -12,17 +12,20 @@ use crate::error::ApiError;
 use crate::lanes::LaneKind;
 use crate::model::{
     AssociationArchive, AssociationCreate, AssociationLabels, AssociationRead, BatchReadBody,
-    BatchReadRequest, BatchResponse, CreateInput, HUBSYNC_ID_PROPERTY, HUBSYNC_ORIGIN_PROPERTY,
-    HubspotObject, IdInput, IdRef, Inputs, ListParams, MAX_BATCH_INPUTS, MAX_LIST_LIMIT, ObjectKey,
-    Page, PropertyCreate, PropertyDefinition, RawAssociationArchive, RawAssociationCreate,
-    RawAssociationRead, RawBatch, RawCollection, SearchPage, SearchRequest, UpdateInput,
-    UpsertInput, UpsertedObject,
+    BatchReadRequest, BatchResponse, CreateInput, Filter, FilterGroup, HUBSYNC_ID_PROPERTY,
+    HUBSYNC_ORIGIN_PROPERTY, HubspotObject, IdInput, IdRef, Inputs, ListParams, MAX_BATCH_INPUTS,
+    MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, ObjectKey, Page, PropertyCreate, PropertyDefinition,
+    RawAssociationArchive, RawAssociationCreate, RawAssociationRead, RawBatch, RawCollection,
+    SearchPage, SearchRequest, UpdateInput, UpsertInput, UpsertedObject,
 };
 use crate::portal::{PortalClient, Reply, Request};
 
 const OBJECTS: &str = "crm/v3/objects";
 const PROPERTIES: &str = "crm/v3/properties";
 const ASSOCIATIONS: &str = "crm/v4/associations";
+/// Values per `IN` filter in [`PortalClient::search_by_values`] (HubSpot documents no limit;
+/// this keeps request bodies small).
+pub const MAX_IN_VALUES: usize = 100;
 /// Inputs per v4 association batch read.
 const MAX_ASSOCIATION_READ_INPUTS: usize = 1000;
 /// Inputs per v4 association batch create.
@@ -322,6 +325,42 @@ impl PortalClient {
             results: raw.results,
             next_after,
         })
+    }
+
+    /// Finds the records whose `property` has one of `values` (e.g. contacts by email before
+    /// a create that cannot use the unique-id path): `IN` filters of at most
+    /// [`MAX_IN_VALUES`] lower-cased values per request, every page read, all on the search
+    /// lane. Search lags writes by a few seconds; a record created moments ago may be missing.
+    pub async fn search_by_values(
+        &self,
+        object_type: ObjectType,
+        property: &str,
+        values: &[String],
+        properties: &[String],
+    ) -> Result<Vec<HubspotObject>, ApiError> {
+        let mut found = Vec::new();
+        for chunk in values.chunks(MAX_IN_VALUES) {
+            let mut request = SearchRequest {
+                filter_groups: vec![FilterGroup {
+                    filters: vec![Filter::in_values(
+                        property,
+                        chunk.iter().map(|v| v.to_lowercase()),
+                    )],
+                }],
+                properties: properties.to_vec(),
+                limit: MAX_SEARCH_LIMIT,
+                ..SearchRequest::default()
+            };
+            loop {
+                let page = self.search(object_type, &request).await?;
+                found.extend(page.results);
+                match page.next_after {
+                    Some(after) => request.after = Some(after),
+                    None => break,
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Merges `to_merge` into `primary` (`POST .../merge`). The result may carry a new id;

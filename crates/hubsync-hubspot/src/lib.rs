@@ -68,7 +68,7 @@ pub use auth::{AuthStatus, OAuthApp, OAuthTokens, PortalCredentials, TokenGrant,
 pub use breaker::CircuitState;
 pub use client::{HubspotClient, PortalStatus};
 pub use config::{BreakerConfig, ClientConfig, LimitsConfig, RetryConfig};
-pub use endpoints::PropertySetup;
+pub use endpoints::{MAX_IN_VALUES, PropertySetup};
 pub use error::{ApiError, HubspotError, RateLimitPolicy};
 pub use lanes::LaneKind;
 pub use limiter::Priority;

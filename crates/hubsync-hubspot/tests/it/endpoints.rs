@@ -461,3 +461,32 @@ async fn merge_returns_the_surviving_record() {
         (merged.id, Some("Merged"))
     );
 }
+
+#[tokio::test]
+async fn search_by_values_finds_contacts_by_email_in_chunks_and_pages() {
+    let bed = start(Setup::default()).await;
+    let mut emails = Vec::new();
+    for i in 0..120 {
+        let email = format!("bulk{i}@example.com");
+        contact(&bed, &email, "B");
+        emails.push(email.to_uppercase());
+    }
+    emails.push("nobody@example.com".into());
+    bed.admin().flush_search(PORTAL.get()).unwrap();
+    let found = bed
+        .portal
+        .search_by_values(ObjectType::Contacts, "email", &emails, &["email".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        120,
+        "upper-case input matched after lower-casing"
+    );
+    let stats = bed.portal.stats();
+    assert_eq!(
+        (stats.search_requests, stats.general_requests),
+        (2, 0),
+        "121 values: two IN chunks"
+    );
+}
