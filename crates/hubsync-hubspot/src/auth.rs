@@ -417,7 +417,9 @@ impl PortalAuth {
         .await
         {
             Ok(grant) => grant,
-            Err(ApiError::OAuth { error, .. }) => {
+            // HubSpot refused the grant itself (invalid_grant, bad client): a human must
+            // re-authorise. A 429 or 5xx from the token endpoint is transient.
+            Err(ApiError::OAuth { status: 400 | 401 | 403, error }) => {
                 let reason = match (&error.status, &error.error) {
                     (Some(status), _) => format!("{status}: {}", error.message),
                     (None, Some(code)) => format!(

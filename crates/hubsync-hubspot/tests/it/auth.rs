@@ -23,7 +23,7 @@ fn list_one() -> ListParams {
 async fn oauth_token_is_refreshed_before_it_expires_and_handed_to_the_store() {
     let setup = Setup {
         settings: Settings {
-            access_token_ttl_secs: 2,
+            access_token_ttl_secs: 3,
             ..Settings::default()
         },
         ..Setup::default()
@@ -34,8 +34,8 @@ async fn oauth_token_is_refreshed_before_it_expires_and_handed_to_the_store() {
         .await
         .unwrap();
     assert!(store.saved.lock().is_empty());
-    // Past the refresh point (half of a 2 s lifetime), before expiry.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Past the refresh point (half of a 3 s lifetime), before expiry.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
     bed.portal
         .list_page(ObjectType::Contacts, &list_one())
         .await
