@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hubsync_core::PortalId;
+use hubsync_core::retry::backoff;
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
@@ -408,32 +409,45 @@ impl PortalAuth {
             ("client_id", app.client_id.as_str()),
             ("client_secret", app.client_secret.expose_secret()),
         ];
-        let grant = match request_token(
-            &shared.http,
-            shared.url(TOKEN_PATH, &[])?,
-            &form,
-            Some(&refresh_token),
-        )
-        .await
-        {
-            Ok(grant) => grant,
-            // HubSpot refused the grant itself (invalid_grant, bad client): a human must
-            // re-authorise. A 429 or 5xx from the token endpoint is transient.
-            Err(ApiError::OAuth { status: 400 | 401 | 403, error }) => {
-                let reason = match (&error.status, &error.error) {
-                    (Some(status), _) => format!("{status}: {}", error.message),
-                    (None, Some(code)) => format!(
-                        "{code}: {}",
-                        error.error_description.as_deref().unwrap_or_default()
-                    ),
-                    (None, None) => error.message.clone(),
-                };
-                return Err(self.mark_needs_reauth(
-                    seen_generation,
-                    format!("oauth refresh failed ({reason})"),
-                ));
+        let url = shared.url(TOKEN_PATH, &[])?;
+        let retry = &shared.config.retry;
+        let mut attempt = 0u32;
+        let grant = loop {
+            match request_token(&shared.http, url.clone(), &form, Some(&refresh_token)).await {
+                Ok(grant) => break grant,
+                // HubSpot refused the grant itself (invalid_grant, bad client): a human must
+                // re-authorise.
+                Err(ApiError::OAuth {
+                    status: 400 | 401 | 403,
+                    error,
+                }) => {
+                    let reason = match (&error.status, &error.error) {
+                        (Some(status), _) => format!("{status}: {}", error.message),
+                        (None, Some(code)) => format!(
+                            "{code}: {}",
+                            error.error_description.as_deref().unwrap_or_default()
+                        ),
+                        (None, None) => error.message.clone(),
+                    };
+                    return Err(self.mark_needs_reauth(
+                        seen_generation,
+                        format!("oauth refresh failed ({reason})"),
+                    ));
+                }
+                // A 429, 5xx or network failure of the token endpoint is transient.
+                Err(error) if attempt + 1 < retry.max_attempts => {
+                    tracing::warn!(portal = %self.portal, error = %error, "oauth refresh failed; retrying");
+                    let wait = backoff(
+                        attempt,
+                        retry.backoff_base,
+                        retry.backoff_cap,
+                        rand::random::<f64>(),
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => return Err(error),
             }
-            Err(other) => return Err(other),
         };
         let generation = {
             let mut inner = self.inner.lock();
