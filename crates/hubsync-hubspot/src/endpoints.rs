@@ -57,10 +57,8 @@ fn decode<T: DeserializeOwned>(reply: &Reply, what: &'static str) -> Result<T, A
 }
 
 fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(value).map_err(|source| ApiError::Decode {
-        what: "request body",
-        source,
-    })
+    serde_json::to_vec(value)
+        .map_err(|e| ApiError::InvalidRequest(format!("request body cannot be encoded: {e}")))
 }
 
 fn property_group(object_type: ObjectType) -> &'static str {
