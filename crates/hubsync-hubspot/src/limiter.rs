@@ -563,6 +563,60 @@ mod tests {
         assert!(w.try_acquire(answered + W, 0).is_ok());
     }
 
+    /// The safety property behind invariant 5: whatever the latencies, the server never counts
+    /// more than `max` of our requests in any window. Simulated time, seeded randomness.
+    #[tokio::test(start_paused = true)]
+    async fn the_server_never_sees_more_than_max_in_any_window_whatever_the_latency() {
+        use rand::{Rng, SeedableRng};
+        const MAX: u32 = 10;
+        const WINDOW_MS: u64 = 1_000;
+        for seed in 0..20u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut w = RollingWindow::new(MAX, Duration::from_millis(WINDOW_MS), 0);
+            let t0 = Instant::now();
+            let ms = |n: u64| t0 + Duration::from_millis(n);
+            // (sent, completes) of requests in flight; arrival times the server saw.
+            let mut in_flight: Vec<(Instant, u64)> = Vec::new();
+            let mut arrivals: Vec<u64> = Vec::new();
+            let mut idle_workers = 5usize;
+            for now in 0..30_000u64 {
+                in_flight.retain(|&(sent, done)| {
+                    if done == now {
+                        w.complete(sent, ms(now));
+                        idle_workers += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                while idle_workers > 0 && w.try_acquire(ms(now), 0).is_ok() {
+                    let to_server = rng.random_range(0..150u64);
+                    let back = rng.random_range(0..150u64);
+                    arrivals.push(now + to_server);
+                    in_flight.push((ms(now), now + to_server + back + 1));
+                    idle_workers -= 1;
+                }
+            }
+            arrivals.sort_unstable();
+            for (i, &a) in arrivals.iter().enumerate() {
+                let in_window = arrivals[..=i]
+                    .iter()
+                    .filter(|&&b| b + WINDOW_MS > a)
+                    .count();
+                assert!(
+                    in_window <= MAX as usize,
+                    "seed {seed}: {in_window} in the window ending {a} ms"
+                );
+            }
+            // And the budget is used, not hoarded: at least 85% of the bound over 30 windows.
+            assert!(
+                arrivals.len() >= (30 * MAX as usize) * 85 / 100,
+                "seed {seed}: {}",
+                arrivals.len()
+            );
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn lower_priorities_leave_reserved_headroom() {
         let mut w = RollingWindow::new(10, W, 0);
