@@ -9,3 +9,4 @@ mod common;
 mod endpoints;
 mod rate_limits;
 mod resilience;
+mod webhooks;
