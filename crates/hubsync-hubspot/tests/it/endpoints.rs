@@ -66,6 +66,17 @@ async fn upsert_by_hubsync_id_creates_once_and_a_replay_updates() {
         .unwrap();
     assert_eq!(first.results.len(), 3);
     assert!(first.results.iter().all(|r| r.new), "first upsert creates");
+    let mut keys: Vec<&str> = first
+        .results
+        .iter()
+        .filter_map(|r| r.object.property(HUBSYNC_ID_PROPERTY))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["local-0", "local-1", "local-2"],
+        "results map back to inputs by the key"
+    );
 
     // The "crash after HubSpot answered" replay: same inputs, no second record.
     let replay = bed
