@@ -1069,6 +1069,66 @@ fn coalesce_claims(rows: Vec<Row>) -> Result<Vec<OutboxClaim>, StoreError> {
     Ok(claims.into_iter().map(|(_, c)| c).collect())
 }
 
+/// A batch of acknowledgements as JSON rows, one per record (the last ack of a record wins;
+/// its items are removed up to the highest id acknowledged).
+struct AckBatch {
+    /// `{t, l, u}`: outbox items to remove.
+    items: Vec<Value>,
+    /// `{t, l, h, b, ts, fp, o, r}`: sync states to record.
+    written: Vec<Value>,
+    /// `{l, h}` per object type: HubSpot ids to write to the app rows.
+    hubspot_ids: BTreeMap<ObjectType, Vec<Value>>,
+    /// `{t, l}`: sync states to remove.
+    deleted: Vec<Value>,
+}
+
+impl AckBatch {
+    fn new(acks: &[OutboundAck]) -> Self {
+        let mut last: BTreeMap<(ObjectType, LocalId), (i64, &AckOutcome)> = BTreeMap::new();
+        for ack in acks {
+            let key = (ack.range.object_type, ack.range.local_id);
+            let up_to = last.get(&key).map_or(ack.range.up_to_item_id, |(u, _)| {
+                (*u).max(ack.range.up_to_item_id)
+            });
+            last.insert(key, (up_to, &ack.outcome));
+        }
+        let mut batch = AckBatch {
+            items: Vec::with_capacity(last.len()),
+            written: Vec::with_capacity(last.len()),
+            hubspot_ids: BTreeMap::new(),
+            deleted: Vec::new(),
+        };
+        for ((object_type, local_id), (up_to, outcome)) in last {
+            let t = object_type.plural();
+            let l = local_id.get();
+            batch.items.push(json!({ "t": t, "l": l, "u": up_to }));
+            match outcome {
+                AckOutcome::Written {
+                    hubspot_id,
+                    base,
+                    base_ts,
+                    fp_sent,
+                    origin,
+                    remote_updated_at,
+                } => {
+                    let h = hubspot_id.to_string();
+                    batch.written.push(json!({
+                        "t": t, "l": l, "h": h, "b": base, "ts": base_ts,
+                        "fp": fp_sent.to_hex(), "o": origin, "r": remote_updated_at,
+                    }));
+                    batch
+                        .hubspot_ids
+                        .entry(object_type)
+                        .or_default()
+                        .push(json!({ "l": l, "h": h }));
+                }
+                AckOutcome::Deleted => batch.deleted.push(json!({ "t": t, "l": l })),
+            }
+        }
+        batch
+    }
+}
+
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     fn backend(&self) -> &'static str {
@@ -1543,86 +1603,89 @@ impl<B: Backend> Store for SqlStore<B> {
         acks: Vec<OutboundAck>,
         fence: Option<Fence>,
     ) -> Result<(), StoreError> {
+        if acks.is_empty() && fence.is_none() {
+            return Ok(());
+        }
+        let batch = AckBatch::new(&acks);
         let now = now_ms();
         let mut tx = self.db.begin().await?;
         Self::check_fence(&mut tx, portal, fence).await?;
         B::start_apply(&mut tx).await?;
-        for ack in &acks {
-            let range = ack.range;
+        // A constant number of statements per batch: the acks travel as one JSON parameter.
+        // On SQLite, `CROSS JOIN` and the unary `+` keep the JSON rows the outer loop, so each
+        // ack is an index lookup rather than a scan of the portal's rows.
+        if !batch.items.is_empty() {
             B::exec(
                 &mut tx,
-                Sql::Static(
-                    "DELETE FROM outbox WHERE portal_id = $1 AND object_type = $2 AND local_id = $3 AND id <= $4",
+                pick::<B>(
+                    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM json_each($2) AS j CROSS JOIN outbox AS o \
+                     WHERE o.portal_id = $1 AND o.object_type = j.value ->> 't' \
+                     AND o.local_id = j.value ->> 'l' AND o.id <= j.value ->> 'u')",
+                    "DELETE FROM outbox o USING jsonb_to_recordset($2) AS j(t text, l bigint, u bigint) \
+                     WHERE o.portal_id = $1 AND o.object_type = j.t AND o.local_id = j.l AND o.id <= j.u",
                 ),
-                vec![pid(portal), ty(range.object_type), lid(range.local_id), int(range.up_to_item_id)],
+                vec![pid(portal), json_arg(Value::Array(batch.items))],
             )
             .await?;
-            match &ack.outcome {
-                AckOutcome::Written {
-                    hubspot_id,
-                    base,
-                    base_ts,
-                    fp_sent,
-                    origin,
-                    remote_updated_at,
-                } => {
-                    Self::free_sync_hubspot_id(
-                        &mut tx,
-                        portal,
-                        range.object_type,
-                        range.local_id,
-                        *hubspot_id,
-                    )
-                    .await?;
-                    B::exec(
-                        &mut tx,
-                        Sql::Static(
-                            "INSERT INTO sync_state (portal_id, object_type, local_id, hubspot_id, base, base_ts, \
-                             fp_sent, last_origin, remote_updated_at, synced_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                             ON CONFLICT (portal_id, object_type, local_id) DO UPDATE SET \
-                             hubspot_id = excluded.hubspot_id, base = excluded.base, base_ts = excluded.base_ts, \
-                             fp_sent = excluded.fp_sent, last_origin = excluded.last_origin, \
-                             remote_updated_at = coalesce(excluded.remote_updated_at, sync_state.remote_updated_at), \
-                             synced_at = excluded.synced_at",
-                        ),
-                        vec![
-                            pid(portal),
-                            ty(range.object_type),
-                            lid(range.local_id),
-                            hid(*hubspot_id),
-                            json_arg(serde_json::to_value(base).unwrap_or(Value::Null)),
-                            json_arg(serde_json::to_value(base_ts).unwrap_or(Value::Null)),
-                            Arg::Text(Some(fp_sent.to_hex())),
-                            Arg::Text(origin.clone()),
-                            Arg::Int(*remote_updated_at),
-                            int(now),
-                        ],
-                    )
-                    .await?;
-                    let sql = format!(
-                        "UPDATE {} SET hubspot_id = $1 WHERE portal_id = $2 AND id = $3 \
-                         AND (hubspot_id IS NULL OR hubspot_id <> $1)",
-                        schema::table(range.object_type)
-                    );
-                    B::exec(
-                        &mut tx,
-                        Sql::Built(sql),
-                        vec![hid(*hubspot_id), pid(portal), lid(range.local_id)],
-                    )
-                    .await?;
-                }
-                AckOutcome::Deleted => {
-                    B::exec(
-                        &mut tx,
-                        Sql::Static(
-                            "DELETE FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id = $3",
-                        ),
-                        vec![pid(portal), ty(range.object_type), lid(range.local_id)],
-                    )
-                    .await?;
-                }
+        }
+        if !batch.written.is_empty() {
+            let written = Value::Array(batch.written);
+            // Another row's stale claim on a HubSpot id goes (the unique index allows one).
+            B::exec(
+                &mut tx,
+                pick::<B>(
+                    "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM json_each($2) AS j CROSS JOIN sync_state AS s \
+                     WHERE s.portal_id = $1 AND s.object_type = j.value ->> 't' AND s.hubspot_id = j.value ->> 'h' \
+                     AND s.local_id <> j.value ->> 'l')",
+                    "DELETE FROM sync_state s USING jsonb_to_recordset($2) AS j(t text, l bigint, h text) \
+                     WHERE s.portal_id = $1 AND s.object_type = j.t AND s.hubspot_id = j.h AND s.local_id <> j.l",
+                ),
+                vec![pid(portal), json_arg(written.clone())],
+            )
+            .await?;
+            B::exec(
+                &mut tx,
+                pick::<B>(
+                    include_str!("../queries/sqlite/ack_sync_state.sql"),
+                    include_str!("../queries/postgres/ack_sync_state.sql"),
+                ),
+                vec![pid(portal), json_arg(written), int(now)],
+            )
+            .await?;
+            for (object_type, ids) in batch.hubspot_ids {
+                let table = schema::table(object_type);
+                let sql = match B::DIALECT {
+                    Dialect::Sqlite => format!(
+                        "UPDATE {table} SET hubspot_id = j.h FROM (SELECT value ->> 'l' AS l, value ->> 'h' AS h \
+                         FROM json_each($2)) AS j WHERE +{table}.portal_id = $1 AND {table}.id = j.l \
+                         AND {table}.hubspot_id IS NOT j.h"
+                    ),
+                    Dialect::Postgres => format!(
+                        "UPDATE {table} SET hubspot_id = j.h FROM jsonb_to_recordset($2) AS j(l bigint, h text) \
+                         WHERE {table}.portal_id = $1 AND {table}.id = j.l \
+                         AND {table}.hubspot_id IS DISTINCT FROM j.h"
+                    ),
+                };
+                B::exec(
+                    &mut tx,
+                    Sql::Built(sql),
+                    vec![pid(portal), json_arg(Value::Array(ids))],
+                )
+                .await?;
             }
+        }
+        if !batch.deleted.is_empty() {
+            B::exec(
+                &mut tx,
+                pick::<B>(
+                    "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM json_each($2) AS j CROSS JOIN sync_state AS s \
+                     WHERE s.portal_id = $1 AND s.object_type = j.value ->> 't' AND s.local_id = j.value ->> 'l')",
+                    "DELETE FROM sync_state s USING jsonb_to_recordset($2) AS j(t text, l bigint) \
+                     WHERE s.portal_id = $1 AND s.object_type = j.t AND s.local_id = j.l",
+                ),
+                vec![pid(portal), json_arg(Value::Array(batch.deleted))],
+            )
+            .await?;
         }
         B::end_apply(&mut tx).await?;
         B::commit(tx).await?;

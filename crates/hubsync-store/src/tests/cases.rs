@@ -18,6 +18,11 @@ use crate::model::*;
 const P: PortalId = PortalId(7);
 const OTHER: PortalId = PortalId(8);
 const LONG: Duration = Duration::from_secs(60);
+/// A lease a crashed worker leaves behind; long enough that the checks right after a claim
+/// see it held even on a loaded machine.
+const SHORT: Duration = Duration::from_millis(400);
+/// Long enough for [`SHORT`] to expire.
+const SHORT_EXPIRED: Duration = Duration::from_millis(500);
 
 fn p(portal: PortalId) -> Arg {
     Arg::Int(Some(portal.get() as i64))
@@ -340,17 +345,13 @@ pub async fn expired_claims_are_claimed_again_after_a_crash(h: Harness) {
     let a = app_insert_contact(&h, "A", "a@example.com").await;
     let b = app_insert_contact(&h, "B", "b@example.com").await;
     // Worker 1 claims a batch and dies without acknowledging it.
-    let dead = h
-        .store
-        .claim_outbox(P, 10, Duration::from_millis(50), "w1")
-        .await
-        .unwrap();
+    let dead = h.store.claim_outbox(P, 10, SHORT, "w1").await.unwrap();
     assert_eq!(dead.len(), 2);
     assert!(
         claim_all(&h, "w2").await.is_empty(),
         "leased items are not claimable"
     );
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(SHORT_EXPIRED).await;
     let recovered = claim_all(&h, "w2").await;
     let ids: Vec<LocalId> = recovered.iter().map(|c| c.local_id).collect();
     assert_eq!(ids, vec![a, b]);
@@ -617,11 +618,7 @@ pub async fn inbox_claims_recover_after_a_crash(h: Harness) {
         .insert_inbox(&[event(1, None, 1, 1), event(2, None, 2, 2)])
         .await
         .unwrap();
-    let dead = h
-        .store
-        .claim_inbox(P, 10, Duration::from_millis(50), "w1")
-        .await
-        .unwrap();
+    let dead = h.store.claim_inbox(P, 10, SHORT, "w1").await.unwrap();
     assert_eq!(dead.len(), 2);
     assert!(
         h.store
@@ -630,7 +627,7 @@ pub async fn inbox_claims_recover_after_a_crash(h: Harness) {
             .unwrap()
             .is_empty()
     );
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(SHORT_EXPIRED).await;
     let recovered = h.store.claim_inbox(P, 10, LONG, "w2").await.unwrap();
     assert_eq!(recovered.len(), 2);
     assert!(recovered.iter().all(|i| i.attempts == 2));
@@ -1469,7 +1466,7 @@ pub async fn ensure_hubsync_id_is_generated_once(h: Harness) {
 pub async fn leases_fence_out_a_stale_owner(h: Harness) {
     let f1 = h
         .store
-        .try_acquire_lease(P, "a", Duration::from_millis(50))
+        .try_acquire_lease(P, "a", LONG)
         .await
         .unwrap()
         .unwrap();
@@ -1478,20 +1475,21 @@ pub async fn leases_fence_out_a_stale_owner(h: Harness) {
         None,
         "held by a"
     );
-    assert!(
-        h.store
-            .renew_lease(P, "a", f1, Duration::from_millis(50))
-            .await
-            .unwrap()
-    );
+    assert!(h.store.renew_lease(P, "a", f1, LONG).await.unwrap());
     assert!(!h.store.renew_lease(P, "b", f1, LONG).await.unwrap());
     h.store
         .apply_inbound(P, vec![], &[], Some(f1))
         .await
         .unwrap();
 
-    // a stalls past its lease; b takes over.
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    // a stalls past its lease (a renewal for no time at all); b takes over.
+    assert!(
+        h.store
+            .renew_lease(P, "a", f1, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let f2 = h
         .store
         .try_acquire_lease(P, "b", LONG)
@@ -1569,11 +1567,7 @@ pub async fn app_webhook_deliveries_are_durable(h: Harness) {
         )
         .await
         .unwrap();
-    let claimed = h
-        .store
-        .claim_app_deliveries(10, Duration::from_millis(50))
-        .await
-        .unwrap();
+    let claimed = h.store.claim_app_deliveries(10, SHORT).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].endpoint, endpoint);
     assert_eq!(claimed[0].payload["type"], json!("contact.updated"));
@@ -1593,7 +1587,7 @@ pub async fn app_webhook_deliveries_are_durable(h: Harness) {
     let again = h.store.claim_app_deliveries(10, LONG).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));
     h.store.complete_app_delivery(again[0].id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(SHORT_EXPIRED).await;
     assert!(
         h.store
             .claim_app_deliveries(10, LONG)

@@ -1,0 +1,155 @@
+//! Measures the local half of the outbound path on SQLite: the app commits 100,000 updates in
+//! transactions of 1,000 rows (each captured by trigger), then hubsync drains the outbox the
+//! way the outbound worker does — claim, load the records and their sync state, merge against
+//! the base, fingerprint, acknowledge — without the HubSpot round trip.
+//!
+//! Run: `cargo run --release -p hubsync-store --example capture_bench [records] [claim batch]`
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hubsync_core::merge::{MergeInput, merge};
+use hubsync_core::{FieldMap, Fingerprint, HubspotId, ObjectType, PolicySet, PortalId};
+use hubsync_store::{AckOutcome, ApplyOp, InboundUpsert, OutboundAck, SqliteStore, Store};
+use serde_json::json;
+
+const PORTAL: PortalId = PortalId(1);
+const TX_ROWS: usize = 1_000;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let records: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let batch: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
+
+    let dir = tempfile::tempdir()?;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    let store = SqliteStore::open(&url).await?;
+
+    // Seed: records synced from HubSpot (not captured), each with a base.
+    let started = Instant::now();
+    for chunk_start in (0..records).step_by(TX_ROWS) {
+        let ops = (chunk_start..(chunk_start + TX_ROWS).min(records))
+            .map(|i| {
+                let base: FieldMap = [
+                    ("first_name".to_owned(), json!(format!("First{i}"))),
+                    ("last_name".to_owned(), json!("Bench")),
+                    (
+                        "email_addresses".to_owned(),
+                        json!([format!("c{i}@bench.test")]),
+                    ),
+                    ("title".to_owned(), json!("Engineer")),
+                ]
+                .into_iter()
+                .collect();
+                ApplyOp::Upsert(InboundUpsert {
+                    object_type: ObjectType::Contacts,
+                    local_id: None,
+                    hubspot_id: HubspotId(i as u64 + 1),
+                    changes: base
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.clone()))
+                        .collect(),
+                    fp_received: Some(Fingerprint::of(&base)),
+                    base_ts: BTreeMap::new(),
+                    base,
+                    remote_updated_at: Some(1),
+                })
+            })
+            .collect();
+        store.apply_inbound(PORTAL, ops, &[], None).await?;
+    }
+    report("inbound apply (seed)", records, started.elapsed());
+
+    // Capture: the app updates every row, 1,000 rows per transaction, one UPDATE per row.
+    let pool = store.pool().clone();
+    let started = Instant::now();
+    for chunk_start in (0..records).step_by(TX_ROWS) {
+        let mut tx = pool.begin().await?;
+        for i in chunk_start..(chunk_start + TX_ROWS).min(records) {
+            sqlx::query(
+                "UPDATE contacts SET title = $1, updated_at = updated_at + 1 WHERE id = $2",
+            )
+            .bind(format!("Principal {i}"))
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    let capture = started.elapsed();
+    report("app updates captured", records, capture);
+    assert_eq!(store.queue_depths(PORTAL).await?.outbox, records as u64);
+
+    // Drain: claim, load, merge, fingerprint, acknowledge.
+    let policy = PolicySet::default();
+    let started = Instant::now();
+    let mut load = Duration::ZERO;
+    let mut drained = 0;
+    loop {
+        let claims = store
+            .claim_outbox(PORTAL, batch, Duration::from_secs(60), "bench")
+            .await?;
+        if claims.is_empty() {
+            break;
+        }
+        let load_started = Instant::now();
+        let ids: Vec<_> = claims.iter().map(|c| c.local_id).collect();
+        let rows = store
+            .get_records(PORTAL, ObjectType::Contacts, &ids)
+            .await?;
+        let states = store
+            .get_sync_states(PORTAL, ObjectType::Contacts, &ids)
+            .await?;
+        load += load_started.elapsed();
+        let mut acks = Vec::with_capacity(claims.len());
+        for ((claim, record), state) in claims.iter().zip(&rows).zip(&states) {
+            let base = state.base.clone().unwrap_or_default();
+            let outcome = merge(MergeInput {
+                base: Some(&base),
+                local: &record.fields,
+                local_ts: record.updated_at,
+                remote: &base,
+                remote_ts: 0,
+                remote_field_ts: None,
+                remote_scope: None,
+                policy: &policy,
+            });
+            assert_eq!(outcome.remote_changes.len(), 1, "the title changed locally");
+            acks.push(OutboundAck {
+                range: claim.range(),
+                outcome: AckOutcome::Written {
+                    hubspot_id: state.hubspot_id.unwrap_or(HubspotId(1)),
+                    fp_sent: Fingerprint::of(&outcome.merged),
+                    base: outcome.merged,
+                    base_ts: BTreeMap::new(),
+                    origin: None,
+                    remote_updated_at: None,
+                },
+            });
+        }
+        drained += acks.len();
+        store.ack_outbound(PORTAL, acks, None).await?;
+    }
+    let drain = started.elapsed();
+    report("claim + load + merge + ack", drained, drain);
+    report("  of which load (records + sync state)", drained, load);
+    report("capture + merge, end to end", records, capture + drain);
+    store.close().await;
+    Ok(())
+}
+
+fn report(what: &str, n: usize, took: Duration) {
+    let rate = n as f64 / took.as_secs_f64().max(1e-9);
+    println!(
+        "{what:<42} {n:>8} in {:>8.3} s = {rate:>10.0} records/s",
+        took.as_secs_f64()
+    );
+}
