@@ -37,6 +37,10 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole product on embedded defaults: an in-process HubSpot emulator, a SQLite
+    /// store in a temporary folder, a seeded portal and app, two-way edits with webhook faults,
+    /// and a final report with a convergence check. Needs no set-up and no network.
+    Demo(crate::demo::DemoOptions),
     /// Apply the database migrations and exit.
     ///
     /// Migrations also run whenever hubsync opens its database; this command lets you upgrade
@@ -210,7 +214,8 @@ pub struct PortalArg {
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_json, "info");
+    let default_level = if matches!(cli.command, Command::Demo(_)) { "error" } else { "info" };
+    crate::telemetry::init(cli.log_json, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(error) => {
@@ -237,8 +242,13 @@ fn exit_code_for(error: &anyhow::Error) -> u8 {
 
 /// Runs one parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Demo(options) = cli.command {
+        crate::demo::run(options).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Demo(_) => {}
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database at {} is migrated ({})", redact_url(&config.database_url), store.backend());

@@ -50,12 +50,23 @@ pub struct PlanStats {
     pub linked: u64,
 }
 
+/// Where the HubSpot states came from: webhook events (where an unchanged state is an echo of
+/// our own write, and counted as one) or a reconciliation read (where it is simply in sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Webhook events.
+    Events,
+    /// A list or search read by the reconciler.
+    Reconcile,
+}
+
 /// Plans the store operations for a set of HubSpot states. Reads only; the caller applies the
 /// returned ops in one transaction (together with whatever else it consumed).
 pub async fn plan(
     engine: &Engine,
     portal: PortalId,
     states: Vec<RemoteState>,
+    source: Source,
 ) -> Result<(Vec<ApplyOp>, PlanStats), EngineError> {
     let store = &engine.store;
     let mut ops = Vec::new();
@@ -72,7 +83,9 @@ pub async fn plan(
                 // hubsync created this record; the outbound acknowledgement links it (or
                 // already did under the id this state was read by). Not an app change.
                 stats.echoes += 1;
-                ops.push(counter(counters::ECHO_ORIGIN, 1));
+                if source == Source::Events {
+                    ops.push(counter(counters::ECHO_ORIGIN, 1));
+                }
                 continue;
             }
             if let Some(candidate) = link_candidate(engine, portal, &state).await? {
@@ -115,7 +128,9 @@ pub async fn plan(
         let base = sync.as_ref().and_then(|s| s.base.clone());
         if is_echo(&state, base.as_ref(), sync.as_ref()) {
             stats.echoes += 1;
-            ops.push(counter(counters::ECHO_FINGERPRINT, 1));
+            if source == Source::Events {
+                ops.push(counter(counters::ECHO_FINGERPRINT, 1));
+            }
             continue;
         }
 

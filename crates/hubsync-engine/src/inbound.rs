@@ -186,7 +186,7 @@ async fn apply_claimed(
         }
     }
 
-    let (plan, stats) = apply::plan(engine, portal, states).await?;
+    let (plan, stats) = apply::plan(engine, portal, states, apply::Source::Events).await?;
     ops.extend(plan);
     step.echo_fingerprint = stats.echoes;
     step.applied = stats.applied;

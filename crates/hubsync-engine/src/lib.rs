@@ -10,6 +10,7 @@
 //! - [`apply`]: the one place a HubSpot state meets the local state: echo check, three-way merge
 //!   ([`hubsync_core::merge`]), and the store operations that result. Inbound and reconcile both
 //!   end here.
+//! - [`converge`]: the convergence check — are both sides identical, with no duplicates?
 //! - [`notify`]: signed app webhooks of every applied change.
 //! - [`runner`]: per-portal worker loops, wake-ups and graceful shutdown.
 //! - [`setup`]: portal set-up (hubsync's own HubSpot properties) and credentials.
@@ -19,6 +20,7 @@
 //! in [`runner`] only decide when to call them again.
 
 pub mod apply;
+pub mod converge;
 pub mod error;
 pub mod inbound;
 pub mod notify;

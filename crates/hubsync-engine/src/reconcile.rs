@@ -74,7 +74,7 @@ pub async fn import_step(engine: &Engine, portal: PortalId, ty: ObjectType) -> R
         .await?;
     let records = page.results.len();
     let states = remote_states(engine, ty, page.results).await?;
-    let (mut ops, stats) = apply::plan(engine, portal, states).await?;
+    let (mut ops, stats) = apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
     let done = page.next_after.is_none();
     ops.push(ApplyOp::SetCursor {
         name: import_cursor(ty),
@@ -143,7 +143,7 @@ pub async fn incremental_pass(engine: &Engine, portal: PortalId, ty: ObjectType)
             last_id = max;
         }
         let states = remote_states(engine, ty, page.results).await?;
-        let (mut ops, stats) = apply::plan(engine, portal, states).await?;
+        let (mut ops, stats) = apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
         report.repaired_local += stats.applied;
         report.repaired_remote += stats.requeued;
         report.equal += stats.echoes;
@@ -206,7 +206,7 @@ pub async fn full_pass(engine: &Engine, portal: PortalId, ty: ObjectType, dry_ru
                 report.missing_local += 1;
             }
         }
-        let (ops, stats) = apply::plan(engine, portal, states).await?;
+        let (ops, stats) = apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
         report.repaired_local += stats.applied;
         report.repaired_remote += stats.requeued;
         report.equal += stats.echoes;

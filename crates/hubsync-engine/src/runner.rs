@@ -126,10 +126,16 @@ async fn outbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiv
             break;
         }
     }
+    let mut lingered = false;
     while !*stop.borrow() {
+        if !lingered && pause(&mut stop, engine.settings.outbound_linger).await {
+            return;
+        }
+        lingered = true;
         match outbound::push_once(&engine, portal).await {
             Ok(step) if step.is_idle() => {
                 failures = 0;
+                lingered = false;
                 tokio::select! {
                     _ = stop.changed() => {}
                     _ = engine.store.wait_for_outbox(engine.settings.idle_poll) => {}

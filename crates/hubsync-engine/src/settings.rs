@@ -32,6 +32,9 @@ pub struct EngineSettings {
     pub max_attempts: u32,
     /// Idle poll interval of the workers when nothing wakes them.
     pub idle_poll: Duration,
+    /// How long the outbound worker lets fresh app writes accumulate after waking, so that a
+    /// trickle of edits still goes out in full batches (the budget buys the most).
+    pub outbound_linger: Duration,
 }
 
 impl Default for EngineSettings {
@@ -49,6 +52,7 @@ impl Default for EngineSettings {
             reconcile_interval: Duration::from_secs(300),
             max_attempts: 8,
             idle_poll: Duration::from_millis(200),
+            outbound_linger: Duration::from_millis(250),
         }
     }
 }
