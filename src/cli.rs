@@ -41,6 +41,12 @@ pub enum Command {
     /// store in a temporary folder, a seeded portal and app, two-way edits with webhook faults,
     /// and a final report with a convergence check. Needs no set-up and no network.
     Demo(crate::demo::DemoOptions),
+    /// Run hubsync: the webhook receiver, the unified API, the status page and the sync
+    /// workers of every connected portal, until SIGTERM or Ctrl-C.
+    ///
+    /// On shutdown it stops taking work, lets in-flight requests and worker steps finish, and
+    /// exits; anything claimed but unfinished returns to its queue.
+    Serve,
     /// Apply the database migrations and exit.
     ///
     /// Migrations also run whenever hubsync opens its database; this command lets you upgrade
@@ -249,6 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Demo(_) => {}
+        Command::Serve => serve(&config).await?,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database at {} is migrated ({})", redact_url(&config.database_url), store.backend());
@@ -404,6 +411,49 @@ async fn portal(config: &Config, cmd: PortalCommand) -> anyhow::Result<()> {
             }
             println!("portal {portal_id} removed");
         }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let engine = crate::app::engine(config, Arc::clone(&store))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let webhook = config
+        .has_webhook_secret()
+        .then(|| {
+            let mut w = hubsync_server::WebhookConfig::new(config.webhooks.client_secret.clone());
+            w.max_age = std::time::Duration::from_secs(config.webhooks.max_age_secs);
+            w.accept_legacy = config.webhooks.accept_v1;
+            w
+        });
+    if webhook.is_none() {
+        tracing::warn!("webhooks.client_secret is not set: the webhook receiver is off; changes in HubSpot arrive only through reconciliation");
+    }
+    let mut server_config = hubsync_server::ServerConfig::new(config.server.public_url.clone(), webhook);
+    server_config.max_body_bytes = config.server.max_body_bytes;
+    server_config.validate().context("invalid [server] settings")?;
+    let router = hubsync_server::router(engine.clone(), server_config, Some(metrics));
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot listen on {}", config.server.listen))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(hubsync_engine::runner::run(engine, crate::app::oauth_app(config), stop_rx));
+    let shutdown = async move {
+        hubsync_server::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        let _ = stop_tx.send(true);
+    };
+    hubsync_server::run(listener, router, shutdown).await?;
+    match tokio::time::timeout(std::time::Duration::from_secs(30), workers).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => return Err(error).context("the sync workers failed"),
+        Ok(Err(join)) => anyhow::bail!("the sync workers panicked: {join}"),
+        Err(_) => tracing::warn!("workers did not stop within 30 s; unfinished claims return to their queues when their leases expire"),
     }
     store.close().await;
     Ok(())
