@@ -200,6 +200,23 @@ pub enum PortalCommand {
         #[arg(long, env = "HUBSYNC_PORTAL_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Connect (or re-authorise) a portal through HubSpot's OAuth install flow.
+    ///
+    /// Without --code, prints the URL to open in a browser; HubSpot then redirects to
+    /// --redirect-uri with `?code=…`. Run again with that code to exchange it for tokens, which
+    /// are stored (and refreshed automatically from then on). A portal parked as needing
+    /// re-authorisation becomes active again.
+    Auth {
+        /// The authorization code from HubSpot's redirect.
+        #[arg(long)]
+        code: Option<String>,
+        /// The redirect URI registered for the app.
+        #[arg(long, default_value = "http://localhost:8080/oauth/callback")]
+        redirect_uri: String,
+        /// Space-separated scopes to request.
+        #[arg(long, default_value = "crm.objects.contacts.read crm.objects.contacts.write crm.objects.companies.read crm.objects.companies.write crm.objects.deals.read crm.objects.deals.write crm.schemas.contacts.write")]
+        scopes: String,
+    },
     /// List connected portals and their status.
     List,
     /// Disconnect a portal and delete everything hubsync stored for it.
@@ -398,7 +415,43 @@ async fn portal(config: &Config, cmd: PortalCommand) -> anyhow::Result<()> {
                 created_at: 0,
             };
             store.upsert_portal(&portal).await?;
+            store.set_portal_status(PortalId(portal_id), hubsync_store::PortalStatus::Active, None).await?;
             println!("portal {portal_id} added");
+        }
+        PortalCommand::Auth { code, redirect_uri, scopes } => {
+            let app = crate::app::oauth_app(config)
+                .context("hubspot.client_id and hubspot.client_secret must be set for OAuth")?;
+            let Some(code) = code else {
+                let encode = |s: &str| s.replace(' ', "%20").replace(':', "%3A").replace('/', "%2F");
+                println!(
+                    "open https://app.hubspot.com/oauth/authorize?client_id={}&redirect_uri={}&scope={}\nthen run again with --code <the code HubSpot redirects with>",
+                    app.client_id,
+                    encode(&redirect_uri),
+                    encode(&scopes)
+                );
+                return Ok(());
+            };
+            let engine = crate::app::engine(config, Arc::clone(&store))?;
+            let grant = engine
+                .hubspot
+                .exchange_code(&app, &secrecy::SecretString::from(code), &redirect_uri)
+                .await
+                .context("HubSpot refused the authorization code")?;
+            let portal_id = grant.hub_id.context("HubSpot's token answer did not name the portal (hub_id)")?;
+            let existing = store.get_portal(portal_id).await?;
+            let portal = hubsync_store::Portal {
+                portal_id,
+                name: existing.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+                app_id: (config.hubspot.app_id > 0).then_some(hubsync_core::AppId(config.hubspot.app_id)),
+                auth: hubsync_engine::setup::oauth_auth(&grant.tokens),
+                status: hubsync_store::PortalStatus::Active,
+                status_reason: None,
+                config: existing.map(|p| p.config).unwrap_or_else(|| serde_json::json!({"burst_tier": config.hubspot.burst_tier})),
+                created_at: 0,
+            };
+            store.upsert_portal(&portal).await?;
+            store.set_portal_status(portal_id, hubsync_store::PortalStatus::Active, None).await?;
+            println!("portal {portal_id} authorised; `hubsync serve` picks it up within seconds");
         }
         PortalCommand::List => {
             for p in store.list_portals().await? {
