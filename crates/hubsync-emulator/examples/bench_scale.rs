@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use hubsync_emulator::{Emulator, EmulatorConfig, ObjectKind, PortalConfig, SeedSpec, Settings, Tier};
+use hubsync_emulator::{
+    Emulator, EmulatorConfig, ObjectKind, PortalConfig, SeedSpec, Settings, Tier,
+};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "pat-na1-bench";
@@ -37,59 +39,154 @@ where
     samples.sort();
     let p50 = samples[runs / 2];
     let p95 = samples[(runs * 95 / 100).min(runs - 1)];
-    let total = last.get("total").map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+    let total = last
+        .get("total")
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "-".into());
     let n = last["results"].as_array().map_or(0, Vec::len);
-    println!("{label:<58} p50 {:>7.3} ms  p95 {:>7.3} ms  (results {n}, total {total})", p50.as_secs_f64() * 1e3, p95.as_secs_f64() * 1e3);
+    println!(
+        "{label:<58} p50 {:>7.3} ms  p95 {:>7.3} ms  (results {n}, total {total})",
+        p50.as_secs_f64() * 1e3,
+        p95.as_secs_f64() * 1e3
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let mut portal = PortalConfig::new(1, 1);
     portal.private_app_token = Some(TOKEN.into());
-    portal.tier = Tier::Custom { burst: u32::MAX, daily: u64::MAX };
-    let settings = Settings { search_per_second: u32::MAX, ..Settings::default() };
+    portal.tier = Tier::Custom {
+        burst: u32::MAX,
+        daily: u64::MAX,
+    };
+    let settings = Settings {
+        search_per_second: u32::MAX,
+        ..Settings::default()
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = Emulator::start(EmulatorConfig { portals: vec![portal], settings, ..EmulatorConfig::default() }, listener).await.unwrap();
+    let emu = Emulator::start(
+        EmulatorConfig {
+            portals: vec![portal],
+            settings,
+            ..EmulatorConfig::default()
+        },
+        listener,
+    )
+    .await
+    .unwrap();
     let base_rss = rss_mib();
     let t = Instant::now();
-    let report = emu.admin().seed(1, &SeedSpec { contacts: n, duplicate_share: 0.05, ..SeedSpec::default() }).unwrap();
+    let report = emu
+        .admin()
+        .seed(
+            1,
+            &SeedSpec {
+                contacts: n,
+                duplicate_share: 0.05,
+                ..SeedSpec::default()
+            },
+        )
+        .unwrap();
     let load = t.elapsed();
     let rss = rss_mib();
-    println!("seeded {n} contacts in {:.2} s; RSS {rss:.0} MiB (before seeding {base_rss:.0} MiB)", load.as_secs_f64());
+    println!(
+        "seeded {n} contacts in {:.2} s; RSS {rss:.0} MiB (before seeding {base_rss:.0} MiB)",
+        load.as_secs_f64()
+    );
     let (first, last) = report.contact_ids.unwrap();
     // A recent-changes window: touch 1,000 records.
     let admin = emu.admin();
-    let window_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 1000;
+    let window_start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 1000;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for i in 0..1000u64 {
-        admin.update(1, ObjectKind::Contact, first + i * 997 % (last - first), [("jobtitle", format!("T{i}"))], 1).unwrap();
+        admin
+            .update(
+                1,
+                ObjectKind::Contact,
+                first + i * 997 % (last - first),
+                [("jobtitle", format!("T{i}"))],
+                1,
+            )
+            .unwrap();
     }
     let http = reqwest::Client::new();
     let base = emu.base_url();
     let get = |path: String| {
         let http = http.clone();
         let url = format!("{base}{path}");
-        async move { http.get(url).bearer_auth(TOKEN).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let search = |body: Value| {
         let http = http.clone();
         let url = format!("{base}/crm/v3/objects/contacts/search");
-        async move { http.post(url).bearer_auth(TOKEN).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let runs = 50;
     let span = last - first;
-    time("list page, limit 100, after = random id", runs, |i| get(format!("/crm/v3/objects/contacts?limit=100&after={}", first + (i as u64 * 7919) % span))).await;
-    time("list page, limit 100, 3 explicit properties", runs, |i| get(format!("/crm/v3/objects/contacts?limit=100&properties=email,company,city&after={}", first + (i as u64 * 7919) % span))).await;
-    time("get by id", runs, |i| get(format!("/crm/v3/objects/contacts/{}", first + (i as u64 * 7919) % span))).await;
-    time("search {} (default sort, page 1 of 1M, exact total)", runs, |_| search(json!({"limit": 200}))).await;
+    time("list page, limit 100, after = random id", runs, |i| {
+        get(format!(
+            "/crm/v3/objects/contacts?limit=100&after={}",
+            first + (i as u64 * 7919) % span
+        ))
+    })
+    .await;
+    time("list page, limit 100, 3 explicit properties", runs, |i| {
+        get(format!(
+            "/crm/v3/objects/contacts?limit=100&properties=email,company,city&after={}",
+            first + (i as u64 * 7919) % span
+        ))
+    })
+    .await;
+    time("get by id", runs, |i| {
+        get(format!(
+            "/crm/v3/objects/contacts/{}",
+            first + (i as u64 * 7919) % span
+        ))
+    })
+    .await;
+    time(
+        "search {} (default sort, page 1 of 1M, exact total)",
+        runs,
+        |_| search(json!({"limit": 200})),
+    )
+    .await;
     time("search email EQ (unique index)", runs, |i| {
         let id = first + (i as u64 * 7919) % span;
         let body = json!({"filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "EQ", "value": id.to_string()}]}]});
         search(body)
     }).await;
     let sample = search(json!({"limit": 1, "after": "5000", "properties": ["email"]})).await;
-    let email = sample["results"][0]["properties"]["email"].as_str().unwrap().to_owned();
+    let email = sample["results"][0]["properties"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     time("search email EQ (unique index, real address)", runs, |_| search(json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}]}))).await;
     time("keyset: hs_object_id GT x, sort id, limit 200 (full window)", runs, |i| {
         let x = first + (i as u64 * 7919) % span;

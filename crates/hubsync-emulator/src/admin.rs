@@ -536,9 +536,18 @@ pub async fn handle_http(sh: &Arc<Shared>, req: &Req) -> Result<Response, ApiErr
         }
         (&Method::PUT, ["portals", p, "webhook"]) => {
             let w: WebhookIn = req.parse()?;
-            admin
-                .set_webhook(pid(p)?, w.target_url, w.secret)
-                .map_err(to_api)?;
+            let id = pid(p)?;
+            let target = match w.target_url {
+                Some(t) => Some(t),
+                None => admin
+                    .portal(id)
+                    .map_err(to_api)?
+                    .cfg
+                    .read()
+                    .webhook_target
+                    .clone(),
+            };
+            admin.set_webhook(id, target, w.secret).map_err(to_api)?;
             no_content()
         }
         (&Method::GET, ["portals", p, "dump"]) => ok_json(admin.dump(pid(p)?).map_err(to_api)?),

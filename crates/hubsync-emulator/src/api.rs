@@ -19,9 +19,25 @@ use crate::model::now_ms;
 use crate::state::{Portal, Shared, TokenInfo, TokenKind};
 use crate::{admin, crm, oauth, webhooks_api};
 
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Builds the router serving everything.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(entry).with_state(shared)
+    Router::new().fallback(entry).with_state(shared).layer(
+        tower_http::catch_panic::CatchPanicLayer::custom(panic_response),
+    )
+}
+
+/// A handler bug must still answer in HubSpot's error shape rather than drop the connection.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        "internal error",
+    )
+    .into_response()
 }
 
 async fn entry(State(sh): State<Arc<Shared>>, req: Request) -> Response {
@@ -105,8 +121,10 @@ async fn handle(sh: &Arc<Shared>, req: Request) -> Result<Response, ApiError> {
     if declared.is_some_and(|n| n > max_body) {
         return Err(ApiError::too_large(max_body));
     }
-    let body = axum::body::to_bytes(body, max_body)
+    // A body that never completes must not hold the request forever.
+    let body = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, max_body))
         .await
+        .map_err(|_| ApiError::validation("request body was not received in time"))?
         .map_err(|_| ApiError::too_large(max_body))?;
     let segs: Vec<String> = parts
         .uri

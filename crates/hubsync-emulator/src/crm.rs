@@ -349,7 +349,10 @@ fn list(cx: &Ctx<'_>, k: ObjectKind, req: &Req) -> Result<Response, ApiError> {
     }
     let mut body = json!({"results": results});
     if let Some(n) = next {
-        body["paging"] = json!({"next": {"after": n.to_string(), "link": format!("?after={n}")}});
+        body["paging"] = json!({"next": {
+            "after": n.to_string(),
+            "link": format!("https://api.hubapi.com/crm/v3/objects/{}?limit={limit}&after={n}", k.plural()),
+        }});
     }
     Ok(json_resp(StatusCode::OK, body))
 }

@@ -341,7 +341,11 @@ impl SearchRequest {
         let group = self.groups.first().unwrap_or(&empty);
         let single = self.groups.len() <= 1;
         let sort_indexed = matches!(sort.0, Cmp::Id | Cmp::Created | Cmp::Updated);
-        if single && store.overlay.is_empty() && sort_indexed && !has_point_lookup(data, kind, group) {
+        if single
+            && store.overlay.is_empty()
+            && sort_indexed
+            && !has_point_lookup(data, kind, group)
+        {
             // A selective range on another index beats walking the sort index.
             let selective = pick_driver(store, group).filter(|d| d.0 != sort.0 && d.3 < DRIVER_CAP);
             if selective.is_none() {
@@ -419,7 +423,7 @@ impl SearchRequest {
         let (lo, hi) = bounds(group, field);
         let residual: Vec<Filter> = group
             .iter()
-            .filter(|f| !(f.cmp == field && covered(f)) && !vacuous(store, f))
+            .filter(|f| !(vacuous(store, f) || (f.cmp == field && covered(f))))
             .cloned()
             .collect();
         let needs_record = !residual.is_empty() || self.query.is_some();
@@ -434,20 +438,13 @@ impl SearchRequest {
         let check = |id: u64, rec: &Record| self.matches_group(data, kind, &residual, id, rec);
         match field {
             Cmp::Id => {
-                let r = store.live.range((to_id_bound(lo), to_id_bound(hi)));
+                let (id_lo, id_hi) = id_range(lo, hi);
+                let r = store.live.range((id_lo, id_hi));
                 if !needs_record && !desc {
                     // Page first, then count the rest of the range without touching records.
-                    let mut it = r;
-                    let mut seen = 0usize;
-                    for (id, _) in it.by_ref() {
-                        take(*id);
-                        seen += 1;
-                        if seen >= want {
-                            break;
-                        }
-                    }
-                    let rest = it.count();
-                    return (seen + rest, page);
+                    r.take(want).for_each(|(id, _)| take(*id));
+                    let total = store.live_ids.count(id_lo, id_hi);
+                    return (usize::try_from(total).unwrap_or(usize::MAX), page);
                 }
                 let f = |(id, rec): (&u64, &Record)| check(*id, rec).then_some(*id);
                 if desc {
@@ -457,18 +454,27 @@ impl SearchRequest {
                 }
             }
             _ => {
-                let idx = if field == Cmp::Created { &store.by_created } else { &store.by_updated };
+                let idx = if field == Cmp::Created {
+                    &store.by_created
+                } else {
+                    &store.by_updated
+                };
                 let unbounded = matches!((lo, hi), (Bound::Unbounded, Bound::Unbounded));
                 if !needs_record && unbounded {
                     let n = want.saturating_sub(self.offset);
                     page = if desc {
-                        idx.iter().rev().skip(self.offset).take(n).map(|e| e.1).collect()
+                        idx.iter()
+                            .rev()
+                            .skip(self.offset)
+                            .take(n)
+                            .map(|e| e.1)
+                            .collect()
                     } else {
                         idx.iter().skip(self.offset).take(n).map(|e| e.1).collect()
                     };
                     return (idx.len(), page);
                 }
-                let r = idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false)));
+                let r = idx.range(pair_range(lo, hi));
                 let f = |&(_, id): &(i64, u64)| {
                     if !needs_record {
                         return Some(id);
@@ -546,14 +552,18 @@ impl SearchRequest {
                 Cmp::Id => out.extend(
                     store
                         .live
-                        .range((to_id_bound(lo), to_id_bound(hi)))
+                        .range(id_range(lo, hi))
                         .filter(|(id, _)| check(**id))
                         .map(|(id, _)| *id),
                 ),
                 _ => {
-                    let idx = if c == Cmp::Created { &store.by_created } else { &store.by_updated };
+                    let idx = if c == Cmp::Created {
+                        &store.by_created
+                    } else {
+                        &store.by_updated
+                    };
                     out.extend(
-                        idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false)))
+                        idx.range(pair_range(lo, hi))
                             .map(|(_, id)| *id)
                             .filter(|id| check(*id)),
                     );
@@ -688,6 +698,44 @@ fn bounds(group: &[Filter], c: Cmp) -> (Bound<i128>, Bound<i128>) {
         return (Bound::Included(1), Bound::Included(0));
     }
     (lo, hi)
+}
+
+/// Id bounds that are always a valid (possibly empty) `BTreeMap` range.
+fn id_range(lo: Bound<i128>, hi: Bound<i128>) -> (Bound<u64>, Bound<u64>) {
+    let (a, b) = (to_id_bound(lo), to_id_bound(hi));
+    let start = match a {
+        Bound::Included(v) => Some(v),
+        Bound::Excluded(v) => v.checked_add(1),
+        Bound::Unbounded => Some(0),
+    };
+    let end = match b {
+        Bound::Included(v) => Some(v),
+        Bound::Excluded(v) => v.checked_sub(1),
+        Bound::Unbounded => Some(u64::MAX),
+    };
+    match (start, end) {
+        (Some(s), Some(e)) if s <= e => (a, b),
+        _ => (Bound::Included(0), Bound::Excluded(0)),
+    }
+}
+
+/// An entry of the created / last-modified indexes.
+type TsId = (i64, u64);
+
+/// `(timestamp, id)` bounds that are always a valid (possibly empty) `BTreeSet` range.
+fn pair_range(lo: Bound<i128>, hi: Bound<i128>) -> (Bound<TsId>, Bound<TsId>) {
+    let (a, b) = (to_pair_bound(lo, true), to_pair_bound(hi, false));
+    let ok = match (a, b) {
+        (Bound::Included(x), Bound::Included(y)) => x <= y,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Excluded(y))
+        | (Bound::Excluded(x), Bound::Included(y)) => x < y,
+        _ => true,
+    };
+    if ok {
+        (a, b)
+    } else {
+        (Bound::Included((0, 0)), Bound::Excluded((0, 0)))
+    }
 }
 
 fn to_id_bound(b: Bound<i128>) -> Bound<u64> {
@@ -882,13 +930,19 @@ fn wildcard(text: &str, pattern: &str) -> bool {
 const DRIVER_CAP: usize = 20_000;
 
 fn parses(f: &Filter, v: &str) -> bool {
-    if f.cmp == Cmp::Id { v.trim().parse::<i128>().is_ok() } else { parse_time(v).is_some() }
+    if f.cmp == Cmp::Id {
+        v.trim().parse::<i128>().is_ok()
+    } else {
+        parse_time(v).is_some()
+    }
 }
 
 /// Whether a filter is fully expressed by its field's index bounds.
 fn covered(f: &Filter) -> bool {
-    matches!(f.op, Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Between)
-        && matches!(f.cmp, Cmp::Id | Cmp::Created | Cmp::Updated)
+    matches!(
+        f.op,
+        Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Between
+    ) && matches!(f.cmp, Cmp::Id | Cmp::Created | Cmp::Updated)
         && parses(f, &f.value)
         && (f.op != Op::Between || parses(f, &f.high))
 }
@@ -898,7 +952,11 @@ fn vacuous(store: &ObjectStore, f: &Filter) -> bool {
     if !covered(f) || !matches!(f.cmp, Cmp::Created | Cmp::Updated) {
         return false;
     }
-    let idx = if f.cmp == Cmp::Created { &store.by_created } else { &store.by_updated };
+    let idx = if f.cmp == Cmp::Created {
+        &store.by_created
+    } else {
+        &store.by_updated
+    };
     let (Some(min), Some(max)) = (idx.first(), idx.last()) else {
         return true;
     };
@@ -921,7 +979,8 @@ fn has_point_lookup(data: &PortalData, kind: ObjectKind, group: &[Filter]) -> bo
         (f.cmp == Cmp::Id && matches!(f.op, Op::Eq | Op::In))
             || (f.op == Op::Eq
                 && f.cmp == Cmp::Text
-                && f.prop.is_some_and(|p| data.ukeys[kind.index()].uniques.contains(&p)))
+                && f.prop
+                    .is_some_and(|p| data.ukeys[kind.index()].uniques.contains(&p)))
     })
 }
 
@@ -937,10 +996,19 @@ fn pick_driver(store: &ObjectStore, group: &[Filter]) -> Option<Driver> {
             continue;
         }
         let n = match c {
-            Cmp::Id => store.live.range((to_id_bound(lo), to_id_bound(hi))).take(DRIVER_CAP).count(),
+            Cmp::Id => usize::try_from({
+                let (a, b) = id_range(lo, hi);
+                store.live_ids.count(a, b)
+            })
+            .unwrap_or(usize::MAX)
+            .min(DRIVER_CAP),
             _ => {
-                let idx = if c == Cmp::Created { &store.by_created } else { &store.by_updated };
-                idx.range((to_pair_bound(lo, true), to_pair_bound(hi, false))).take(DRIVER_CAP).count()
+                let idx = if c == Cmp::Created {
+                    &store.by_created
+                } else {
+                    &store.by_updated
+                };
+                idx.range(pair_range(lo, hi)).take(DRIVER_CAP).count()
             }
         };
         if best.is_none_or(|b| n < b.3) {

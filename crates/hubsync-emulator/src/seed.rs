@@ -304,7 +304,7 @@ pub fn seed(data: &mut PortalData, spec: &SeedSpec, default_seed: u64) -> SeedRe
         b.set("industry", pick(&mut rng, NOUN).to_uppercase());
         b.set("numberofemployees", rng.random_range(1..5000).to_string());
         let created = now - i64::try_from((total - n) as u64).unwrap_or(0) * 1000;
-        let rec = b.finish(created, created + rng.random_range(0..1000));
+        let rec = b.finish(created, (created + rng.random_range(0..1000)).min(now - 1));
         let store = &mut data.stores[k.index()];
         let id = store.alloc_id();
         let uk = data.ukeys[k.index()].clone();
@@ -366,7 +366,10 @@ pub fn seed(data: &mut PortalData, spec: &SeedSpec, default_seed: u64) -> SeedRe
         b.set("lifecyclestage", pick(&mut rng, LIFECYCLE).to_owned());
         b.set("city", pick(&mut rng, CITIES).to_owned());
         let created = now - i64::try_from((total - n) as u64).unwrap_or(0) * 10;
-        let rec = b.finish(created, created + rng.random_range(0..100_000));
+        let rec = b.finish(
+            created,
+            (created + rng.random_range(0..100_000)).min(now - 1),
+        );
         let id = data.stores[k.index()].alloc_id();
         data.stores[k.index()].insert_live(id, rec, &uk);
         if spec.associate && !company_names.is_empty() {
@@ -402,7 +405,7 @@ pub fn seed(data: &mut PortalData, spec: &SeedSpec, default_seed: u64) -> SeedRe
             iso(now + rng.random_range(-90..90) * 86_400_000),
         );
         let created = now - i64::try_from((total - n) as u64).unwrap_or(0) * 1000;
-        let rec = b.finish(created, created + rng.random_range(0..1000));
+        let rec = b.finish(created, (created + rng.random_range(0..1000)).min(now - 1));
         let id = data.stores[k.index()].alloc_id();
         data.stores[k.index()].insert_live(id, rec, &uk);
         if spec.associate

@@ -82,6 +82,94 @@ pub struct ObjectStore {
     pub next_id: u64,
     /// Search-lag overlay.
     pub overlay: HashMap<u64, Overlay>,
+    /// Live ids as a Fenwick tree, for O(log n) counts of id ranges.
+    pub live_ids: LiveIdCounter,
+}
+
+/// Counts live ids in any id range in O(log n). Ids are handed out densely from a base, so
+/// position `id - base` indexes a Fenwick tree that doubles as it grows.
+#[derive(Debug, Clone)]
+pub struct LiveIdCounter {
+    base: u64,
+    tree: Vec<u32>,
+    total: u64,
+}
+
+impl Default for LiveIdCounter {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
+
+impl LiveIdCounter {
+    /// An empty counter for ids from `base` up.
+    pub fn new(base: u64) -> Self {
+        Self {
+            base,
+            tree: vec![0; 1025],
+            total: 0,
+        }
+    }
+
+    fn cap(&self) -> usize {
+        self.tree.len() - 1
+    }
+
+    fn pos(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.base)
+            .and_then(|p| usize::try_from(p).ok())
+            .map(|p| p + 1)
+    }
+
+    fn grow_to(&mut self, pos: usize) {
+        while pos > self.cap() {
+            // Doubling a Fenwick tree whose size is a power of two: the new top node covers
+            // everything, every other new node covers only (empty) new positions.
+            let n = self.cap();
+            self.tree.resize(2 * n + 1, 0);
+            self.tree[2 * n] = u32::try_from(self.total).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// Marks `id` live (`+1`) or not (`-1`).
+    pub fn add(&mut self, id: u64, delta: i32) {
+        let Some(mut i) = self.pos(id) else { return };
+        self.grow_to(i);
+        self.total = self.total.saturating_add_signed(i64::from(delta));
+        while i <= self.cap() {
+            self.tree[i] = self.tree[i].saturating_add_signed(delta);
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Live ids `<= id`.
+    pub fn count_le(&self, id: u64) -> u64 {
+        let Some(pos) = self.pos(id) else { return 0 };
+        let mut i = pos.min(self.cap());
+        let mut sum = 0u64;
+        while i > 0 {
+            sum += u64::from(self.tree[i]);
+            i -= i & i.wrapping_neg();
+        }
+        sum
+    }
+
+    /// Live ids within the bounds.
+    pub fn count(&self, lo: std::ops::Bound<u64>, hi: std::ops::Bound<u64>) -> u64 {
+        use std::ops::Bound;
+        let upper = match hi {
+            Bound::Included(h) => self.count_le(h),
+            Bound::Excluded(0) => 0,
+            Bound::Excluded(h) => self.count_le(h - 1),
+            Bound::Unbounded => self.total,
+        };
+        let below = match lo {
+            Bound::Included(0) | Bound::Unbounded => 0,
+            Bound::Included(l) => self.count_le(l - 1),
+            Bound::Excluded(l) => self.count_le(l),
+        };
+        upper.saturating_sub(below)
+    }
 }
 
 impl ObjectStore {
@@ -141,12 +229,15 @@ impl ObjectStore {
         for (u, v) in Self::unique_keys(&rec, &keys.uniques, keys.email_pair) {
             self.unique.entry(u).or_default().insert(v, id);
         }
-        self.live.insert(id, rec);
+        if self.live.insert(id, rec).is_none() {
+            self.live_ids.add(id, 1);
+        }
     }
 
     /// Removes a live record and its index entries.
     pub fn remove_live(&mut self, id: u64, keys: &UniqueKeys) -> Option<Record> {
         let rec = self.live.remove(&id)?;
+        self.live_ids.add(id, -1);
         self.by_updated.remove(&(rec.updated, id));
         self.by_created.remove(&(rec.created, id));
         for (u, v) in Self::unique_keys(&rec, &keys.uniques, keys.email_pair) {
@@ -539,5 +630,32 @@ impl AssocStore {
             .collect();
         v.sort_by_key(|e| (e.0, e.1, e.2, e.3));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveIdCounter;
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    #[test]
+    fn live_id_counter_counts_ranges_across_growth() {
+        let mut c = LiveIdCounter::new(101);
+        let ids: Vec<u64> = (101..5000).filter(|i| i % 3 != 0).collect();
+        for id in &ids {
+            c.add(*id, 1);
+        }
+        c.add(200, -1);
+        let live = |lo: u64, hi: u64| {
+            ids.iter()
+                .filter(|i| **i >= lo && **i <= hi && **i != 200)
+                .count() as u64
+        };
+        assert_eq!(c.count(Unbounded, Unbounded), live(0, u64::MAX));
+        assert_eq!(c.count(Excluded(150), Unbounded), live(151, u64::MAX));
+        assert_eq!(c.count(Included(101), Included(1500)), live(101, 1500));
+        assert_eq!(c.count(Included(4000), Excluded(4500)), live(4000, 4499));
+        assert_eq!(c.count(Included(0), Included(50)), 0);
+        assert_eq!(c.count(Included(9000), Unbounded), 0);
     }
 }
