@@ -164,3 +164,190 @@ pub async fn eventually<T>(timeout: Duration, mut f: impl AsyncFnMut() -> Option
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ----- reliability suite: `hubsync serve` as a child process --------------------------------
+
+/// Whether the long form of the reliability suite was asked for (`HUBSYNC_RELIABILITY_LONG=1`).
+pub fn reliability_long() -> bool {
+    std::env::var("HUBSYNC_RELIABILITY_LONG").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released; `hubsync serve` binds it again with
+/// SO_REUSEADDR, so a restarted process gets the same address and the emulator's webhook target
+/// stays valid).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// How to start `target/debug/hubsync serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSpec {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// The emulator's base URL.
+    pub hubspot_url: String,
+    /// The port `serve` listens on (127.0.0.1).
+    pub port: u16,
+    /// The webhook signing secret.
+    pub webhook_secret: String,
+    /// Working directory (so no stray ./hubsync.toml is read); the log goes here too.
+    pub workdir: std::path::PathBuf,
+    /// Further `HUBSYNC_…` settings (e.g. lease lengths).
+    pub env: Vec<(String, String)>,
+}
+
+impl ServeSpec {
+    /// The server's base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The webhook target to give the emulator.
+    pub fn webhook_target(&self) -> String {
+        format!("{}{}", self.url(), hubsync_server::WEBHOOK_PATH)
+    }
+}
+
+/// A running `hubsync serve` child; its stdout and stderr go to `serve-<n>.log` in the workdir.
+#[derive(Debug)]
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts the binary built for this test run.
+    pub fn spawn(spec: &ServeSpec, generation: usize) -> ServeProcess {
+        let log = spec.workdir.join(format!("serve-{generation}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"));
+        cmd.arg("serve")
+            .current_dir(&spec.workdir)
+            .env_remove("HUBSYNC_CONFIG")
+            .env("HUBSYNC_DATABASE_URL", &spec.database_url)
+            .env("HUBSYNC_HUBSPOT__BASE_URL", &spec.hubspot_url)
+            .env("HUBSYNC_HUBSPOT__APP_ID", APP.to_string())
+            .env("HUBSYNC_SERVER__LISTEN", format!("127.0.0.1:{}", spec.port))
+            .env("HUBSYNC_SERVER__PUBLIC_URL", spec.url())
+            .env("HUBSYNC_WEBHOOKS__CLIENT_SECRET", &spec.webhook_secret)
+            .env("RUST_LOG", std::env::var("HUBSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn hubsync serve");
+        ServeProcess { child, log, url: spec.url() }
+    }
+
+    /// Waits until `/healthz` answers 200; panics with the log if the process exits first.
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("hubsync serve exited early ({status}):\n{}", self.log_text());
+            }
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "hubsync serve not ready within {timeout:?}:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM (graceful shutdown), then wait up to `timeout`; SIGKILL after that. Returns the
+    /// exit status if it stopped by itself.
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.kill();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}
+
+/// An engine in the test process over an existing store, for checks (convergence, reconcile).
+pub async fn checking_engine(store: Arc<dyn Store>, hubspot_url: &str, portal: &Portal) -> Engine {
+    let hubspot = HubspotClient::new(ClientConfig::with_base_url(hubspot_url.to_owned())).expect("client");
+    let settings = EngineSettings { app_id: Some(AppId(APP)), ..EngineSettings::default() };
+    let engine = Engine { store, mappings: Arc::new(Mappings::embedded().expect("mappings")), hubspot, settings: Arc::new(settings) };
+    setup::connect_portal(&engine, portal, None).await.expect("connect portal");
+    engine
+}
+
+/// The private-app portal row the reliability tests store before starting `serve`.
+pub fn private_portal(burst_tier: u32) -> Portal {
+    Portal {
+        portal_id: PortalId(PORTAL),
+        name: "reliability".into(),
+        app_id: Some(AppId(APP)),
+        auth: PortalAuth(json!({"kind": "private_app", "token": TOKEN})),
+        status: PortalStatus::Active,
+        status_reason: None,
+        config: json!({"burst_tier": burst_tier}),
+        created_at: 0,
+    }
+}
+
+/// Prints a convergence report's failures in a readable form (for assertion messages).
+pub fn describe_convergence(c: &hubsync_engine::converge::Convergence) -> String {
+    let mut out = String::new();
+    for (ty, t) in &c.types {
+        out.push_str(&format!(
+            "{ty}: local {} remote {} equal {} differ {} missing-local {} missing-remote {} dup-links {}\n",
+            t.local_live,
+            t.remote_live,
+            t.equal,
+            t.differences.len(),
+            t.missing_locally.len(),
+            t.missing_remotely.len(),
+            t.duplicate_links.len()
+        ));
+        for d in t.differences.iter().take(5) {
+            out.push_str(&format!("  local {} / hubspot {}: {:?}\n", d.local_id.0, d.hubspot_id, d.fields));
+        }
+        for id in t.missing_locally.iter().take(5) {
+            out.push_str(&format!("  missing locally: hubspot {id}\n"));
+        }
+        for id in t.missing_remotely.iter().take(5) {
+            out.push_str(&format!("  missing in hubspot: local {}\n", id.0));
+        }
+    }
+    if !c.duplicate_emails.is_empty() {
+        out.push_str(&format!("duplicate emails in HubSpot: {:?}\n", c.duplicate_emails));
+    }
+    out
+}
