@@ -177,7 +177,7 @@ async fn main() {
         |_| search(json!({"limit": 200})),
     )
     .await;
-    time("search email EQ (unique index)", runs, |i| {
+    time("search hs_object_id EQ (point lookup)", runs, |i| {
         let id = first + (i as u64 * 7919) % span;
         let body = json!({"filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "EQ", "value": id.to_string()}]}]});
         search(body)
