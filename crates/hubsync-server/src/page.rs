@@ -33,6 +33,9 @@ section.portal h2{font-size:1.05rem;margin:0 0 .25rem;display:flex;gap:.6rem;ali
 .badge.parked,.badge.needs_reauth{background:#fef0e6;color:var(--warn)}
 .badge.disabled{background:#f2f4f7;color:var(--muted)}
 .reason{margin:0 0 .5rem;color:var(--warn)}
+.reason:empty{display:none}
+.card.wide{grid-column:span 2}
+.caption{font-size:.75rem;margin:.2rem 0 .4rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:.8rem;margin:.6rem 0}
 .card{border:1px solid var(--line);border-radius:6px;padding:.6rem .8rem}
 .card h3{font-size:.8rem;margin:0 0 .4rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
@@ -54,7 +57,7 @@ const SCRIPT: &str = r#"
     while(svg.firstChild)svg.removeChild(svg.firstChild);
     var w=W/SLOTS,start=SLOTS-samples.length;
     samples.forEach(function(s,i){
-      var h=s.limit>0?Math.min(H,Math.round(H*s.in_use/s.limit)):0;
+      var h=s.limit>0?Math.max(1,Math.min(H,Math.round(H*s.in_use/s.limit))):0;
       var r=document.createElementNS(NS,"rect");
       r.setAttribute("x",((start+i)*w).toFixed(1));r.setAttribute("y",H-h);
       r.setAttribute("width",(w-1).toFixed(1));r.setAttribute("height",h);
@@ -79,7 +82,8 @@ const SCRIPT: &str = r#"
       s.portals.forEach(function(p){
         var sec=document.getElementById("portal-"+p.portal_id);if(!sec)return;
         sec.querySelectorAll("[data-f]").forEach(function(el){
-          var v=get(p,el.getAttribute("data-f"));el.textContent=(v==null||v==="")?"\u2014":v;});
+          var v=get(p,el.getAttribute("data-f"));
+          el.textContent=(v==null||v==="")?(el.hasAttribute("data-blank")?"":"\u2014"):v;});
         var badge=sec.querySelector(".badge");if(badge)badge.className="badge "+p.status;
         var svg=sec.querySelector("svg.chart");if(svg)bars(svg,p.budget?p.budget.samples:[]);
         var tb=sec.querySelector("tbody.conflicts");if(tb)conflicts(tb,p.recent_conflicts);
@@ -127,7 +131,7 @@ fn portal_section(html: &mut String, p: &PortalReport) {
         html,
         "<section class=\"portal\" id=\"portal-{id}\"><h2>{name} <span class=\"muted\">portal {id}</span> \
          <span class=\"badge {status}\" data-f=\"status\">{status}</span></h2>\
-         <p class=\"reason\" data-f=\"status_reason\">{reason}</p><div class=\"cards\">",
+         <p class=\"reason\" data-f=\"status_reason\" data-blank>{reason}</p><div class=\"cards\">",
         id = p.portal_id,
         name = esc(&p.name),
         status = esc(p.status),
@@ -151,6 +155,9 @@ fn portal_section(html: &mut String, p: &PortalReport) {
          <span class=\"muted\"> in the last <span data-f=\"budget.window_s\">{window}</span> s</span></p>",
     );
     chart(html, samples);
+    html.push_str(
+        "<p class=\"caption muted\">last minute, one bar per second; full height is the limit</p>",
+    );
     let daily = p
         .budget
         .as_ref()
@@ -198,7 +205,7 @@ fn portal_section(html: &mut String, p: &PortalReport) {
     // Reconcile.
     let r = &p.reconcile;
     html.push_str(
-        "<div class=\"card\"><h3>Reconcile</h3><table><tr><th></th><th>import</th><th>compared up to</th></tr>",
+        "<div class=\"card wide\"><h3>Reconcile</h3><table><tr><th></th><th>import</th><th>compared up to</th></tr>",
     );
     for (ty, t) in &r.types {
         let up_to = if t.reconciled_up_to.is_empty() {
@@ -264,10 +271,12 @@ fn chart(html: &mut String, samples: &[BudgetSample]) {
         .rev()
         .enumerate()
     {
+        // At least one pixel, so that an idle second still shows as time passing.
         let h = if s.limit == 0 {
             0
         } else {
-            (u64::from(CHART_H) * u64::from(s.in_use) / u64::from(s.limit)).min(u64::from(CHART_H))
+            (u64::from(CHART_H) * u64::from(s.in_use) / u64::from(s.limit))
+                .clamp(1, u64::from(CHART_H))
         };
         let _ = write!(
             html,
