@@ -95,11 +95,16 @@ impl TestServer {
             .inbox
     }
 
-    /// Stops the server through its shutdown future and checks that `run` returned cleanly.
-    pub async fn stop(mut self) {
+    /// Completes the server's shutdown future, without waiting for `run` to return.
+    pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Stops the server through its shutdown future and checks that `run` returned cleanly.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
         if let Some(task) = self.task.take() {
             let result = tokio::time::timeout(Duration::from_secs(10), task)
                 .await

@@ -410,3 +410,61 @@ async fn without_webhook_settings_the_receiver_is_not_mounted() {
     assert_eq!(server.deliver(&delivery).await.status(), 404);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_delivery_in_flight_then_run_returns() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = common::start().await;
+    let events: Vec<Value> = (1..=100)
+        .map(|i| property_change(PORTAL, i, 900 + i, "email", "late@example.com"))
+        .collect();
+    let delivery = body(&events);
+    let ts = now_ms();
+    let signature = sign_v3(
+        SECRET,
+        "POST",
+        &format!("{PUBLIC_URL}/webhooks/hubspot"),
+        &delivery,
+        ts,
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /webhooks/hubspot HTTP/1.1\r\nhost: {addr}\r\nx-hubspot-signature-v3: {signature}\r\n\
+         x-hubspot-request-timestamp: {ts}\r\ncontent-length: {}\r\n\r\n",
+        delivery.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let (first, rest) = delivery.split_at(delivery.len() / 2);
+    stream.write_all(first).await.expect("first half");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // SIGTERM arrives while the delivery is half-received.
+    server.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(rest).await.expect("second half");
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "connection closed without an answer");
+        response.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert_eq!(
+        server.inbox_depth(PORTAL).await,
+        100,
+        "the whole delivery was stored"
+    );
+    drop(stream);
+    // New connections are no longer served, and run returns.
+    let base = server.base.clone();
+    server.stop().await;
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
+}
