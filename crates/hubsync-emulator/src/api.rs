@@ -244,6 +244,15 @@ async fn crm_entry(sh: &Arc<Shared>, req: &Req) -> Result<Response, ApiError> {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    let after_write = sh.faults.read().api_5xx_after_write_pct;
+    if after_write > 0.0 && resp.status().is_success() {
+        let hit = portal.api_rng.lock().random::<f64>() * 100.0 < after_write;
+        if hit {
+            sh.stats
+                .portal(portal.id, |s| s.injected_5xx_after_write += 1);
+            resp = ApiError::injected_5xx(StatusCode::BAD_GATEWAY).into_response();
+        }
+    }
     if let Some(a) = admitted {
         add_rate_headers(resp.headers_mut(), &a);
     }

@@ -302,6 +302,9 @@ pub struct Faults {
     pub webhook_delay_ms: u64,
     /// Share of API calls answered with a 5xx.
     pub api_5xx_pct: f64,
+    /// Share of API calls that are carried out but answered with a 5xx anyway (the client
+    /// cannot tell whether its write happened).
+    pub api_5xx_after_write_pct: f64,
     /// Share of API calls slowed by `api_latency_ms`.
     pub api_latency_pct: f64,
     /// Added latency in ms.

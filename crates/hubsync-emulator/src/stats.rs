@@ -21,6 +21,8 @@ pub struct PortalStats {
     pub rate_limited: BTreeMap<String, u64>,
     /// Injected 5xx answers.
     pub injected_5xx: u64,
+    /// Requests carried out but answered with an injected 5xx.
+    pub injected_5xx_after_write: u64,
     /// Requests slowed by injected latency.
     pub injected_latency: u64,
     /// Webhook events queued for delivery (after drop/duplicate faults).

@@ -897,3 +897,55 @@ async fn associations_v3_on_create_and_v4_reads() {
     assert_eq!(bc.body["results"][0]["labels"], json!(["Primary"]));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn gdpr_delete_removes_the_contact_for_good() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let id = create_contact(&c, "forget@x.example").await;
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "forget@x.example", "idProperty": "email"}),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        c.get(&format!("/crm/v3/objects/contacts/{id}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        c.get(&format!("/crm/v3/objects/contacts/{id}?archived=true"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        c.post(
+            "/crm/v3/objects/companies/gdpr-delete",
+            json!({"objectId": "1"})
+        )
+        .await
+        .status,
+        404
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn properties_batch_read_reports_unknown_names() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let r = c
+        .post(
+            "/crm/v3/properties/contacts/batch/read",
+            json!({"inputs": [{"name": "email"}, {"name": "nope"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 207);
+    assert_eq!(r.body["results"][0]["name"], "email");
+    assert_eq!(r.body["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    emu.shutdown().await;
+}

@@ -734,3 +734,34 @@ async fn custom_properties_get_property_change_subscriptions_by_default() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_5xx_after_write_still_applies_the_write() {
+    let emu = start().await;
+    emu.admin().set_faults(Faults {
+        api_5xx_after_write_pct: 100.0,
+        ..Faults::default()
+    });
+    let c = Client::new(&emu);
+    let r = c
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "ghost@x.example"}}),
+        )
+        .await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.body["status"], "error");
+    emu.admin().set_faults(Faults::default());
+    let again = c
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "ghost@x.example"}}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "the first create happened");
+    assert_eq!(
+        emu.admin().stats().portal(PORTAL).injected_5xx_after_write,
+        1
+    );
+    emu.shutdown().await;
+}
