@@ -34,7 +34,7 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Engine> 
     let tokens = Arc::new(hubsync_engine::setup::StoreTokens(Arc::clone(&store)));
     let hubspot = HubspotClient::with_token_store(client_config, tokens).context("cannot build the HubSpot client")?;
     let policy = PolicySet { default: config.conflicts.default, ..PolicySet::default() };
-    let settings = EngineSettings {
+    let mut settings = EngineSettings {
         app_id: (config.hubspot.app_id > 0).then_some(AppId(config.hubspot.app_id)),
         outbound_batch: config.outbound.batch_size,
         outbound_lease: std::time::Duration::from_secs(config.outbound.lease_secs),
@@ -43,7 +43,11 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Engine> 
         reconcile_interval: std::time::Duration::from_secs(config.reconcile.interval_secs),
         reconcile_lookback: std::time::Duration::from_secs(config.reconcile.lookback_secs),
         policies: ObjectType::ALL.iter().map(|t| (*t, policy.clone())).collect(),
+        lease_period: std::time::Duration::from_secs(config.scale.lease_secs),
         ..EngineSettings::default()
     };
+    if !config.scale.process_name.is_empty() {
+        settings.worker_id = config.scale.process_name.clone();
+    }
     Ok(Engine { store, mappings: Arc::new(mappings(config)?), hubspot, settings: Arc::new(settings) })
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     /// Conflict policies.
     pub conflicts: ConflictsConfig,
+    /// Several processes over one database.
+    pub scale: ScaleConfig,
 }
 
 /// `[hubspot]`
@@ -95,6 +97,15 @@ pub struct ReconcileConfig {
     pub lookback_secs: u64,
 }
 
+/// `[scale]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScaleConfig {
+    /// Portal lease length, seconds.
+    pub lease_secs: u64,
+    /// This process's name; empty for `hubsync-<pid>`.
+    pub process_name: String,
+}
+
 /// `[conflicts]`
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConflictsConfig {
@@ -142,6 +153,9 @@ impl Config {
         }
         if self.webhooks.max_age_secs == 0 {
             bail!("webhooks.max_age_secs: must be positive");
+        }
+        if self.scale.lease_secs == 0 {
+            bail!("scale.lease_secs: must be positive");
         }
         Ok(())
     }

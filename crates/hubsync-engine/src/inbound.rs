@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use hubsync_core::{FieldMap, HubspotId, ObjectType, PortalId};
 use hubsync_hubspot::webhooks::{EventKind, WebhookEvent};
 use hubsync_hubspot::model::{BatchReadRequest, HUBSYNC_ID_PROPERTY, HUBSYNC_ORIGIN_PROPERTY, HubspotObject, MAX_BATCH_INPUTS};
-use hubsync_store::{ApplyOp, InboxItem};
+use hubsync_store::{ApplyOp, Fence, InboxItem};
 use serde_json::json;
 
 use crate::apply::{self, RemoteState, counter};
@@ -67,6 +67,12 @@ struct ObjectEvents {
 
 /// Applies one step's worth of a portal's inbox.
 pub async fn apply_once(engine: &Engine, portal: PortalId) -> Result<InboundStep, EngineError> {
+    apply_once_fenced(engine, portal, None).await
+}
+
+/// [`apply_once`] for the holder of the portal's lease: the apply carries `fence` and is refused
+/// ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn apply_once_fenced(engine: &Engine, portal: PortalId, fence: Option<Fence>) -> Result<InboundStep, EngineError> {
     let settings = &engine.settings;
     let items = engine
         .store
@@ -77,7 +83,7 @@ pub async fn apply_once(engine: &Engine, portal: PortalId) -> Result<InboundStep
         return Ok(step);
     }
     let done: Vec<i64> = items.iter().map(|i| i.id).collect();
-    match apply_claimed(engine, portal, items, &done, &mut step).await {
+    match apply_claimed(engine, portal, items, &done, &mut step, fence).await {
         Ok(()) => Ok(step),
         Err(error) => {
             // Hand the events back for the next step; the error decides how long that waits.
@@ -95,6 +101,7 @@ async fn apply_claimed(
     items: Vec<InboxItem>,
     done: &[i64],
     step: &mut InboundStep,
+    fence: Option<Fence>,
 ) -> Result<(), EngineError> {
     let mut ops: Vec<ApplyOp> = Vec::new();
 
@@ -197,7 +204,7 @@ async fn apply_claimed(
     if step.echo_origin > 0 {
         ops.push(counter(counters::ECHO_ORIGIN, step.echo_origin as i64));
     }
-    engine.store.apply_inbound(portal, ops, done, None).await?;
+    engine.store.apply_inbound(portal, ops, done, fence).await?;
     metrics::counter!("hubsync_echoes_dropped_total", "path" => "change_source").increment(step.echo_change_source);
     metrics::counter!("hubsync_echoes_dropped_total", "path" => "origin").increment(step.echo_origin);
     metrics::counter!("hubsync_echoes_dropped_total", "path" => "fingerprint").increment(step.echo_fingerprint);

@@ -12,7 +12,9 @@
 //!   end here.
 //! - [`converge`]: the convergence check — are both sides identical, with no duplicates?
 //! - [`notify`]: signed app webhooks of every applied change.
-//! - [`runner`]: per-portal worker loops, wake-ups and graceful shutdown.
+//! - [`runner`]: per-portal worker loops, wake-ups and graceful shutdown; runs the portals this
+//!   process holds a [`lease`] on.
+//! - [`lease`]: portal ownership across processes (leases with fences, fair shares).
 //! - [`setup`]: portal set-up (hubsync's own HubSpot properties) and credentials.
 //!
 //! Each worker exposes a single step (`push_once`, `apply_once`, …) that does one transaction's
@@ -23,6 +25,7 @@ pub mod apply;
 pub mod converge;
 pub mod error;
 pub mod inbound;
+pub mod lease;
 pub mod notify;
 pub mod outbound;
 pub mod reconcile;

@@ -18,7 +18,7 @@ use hubsync_hubspot::model::{
 };
 use hubsync_hubspot::{ApiError, HubspotError};
 use hubsync_mapping::Properties;
-use hubsync_store::{AckOutcome, ItemRange, LocalRecord, OutboundAck, OutboundFailure, OutboxClaim, OutboxOp, SyncState};
+use hubsync_store::{AckOutcome, Fence, ItemRange, LocalRecord, OutboundAck, OutboundFailure, OutboxClaim, OutboxOp, SyncState};
 use serde_json::json;
 
 use crate::{Engine, EngineError, counters, now_ms, property_fields};
@@ -130,6 +130,12 @@ impl Results {
 /// the portal as a whole: expired authorisation, daily limit). Claimed items are then released
 /// or left to their lease, never lost.
 pub async fn push_once(engine: &Engine, portal: PortalId) -> Result<OutboundStep, EngineError> {
+    push_once_fenced(engine, portal, None).await
+}
+
+/// [`push_once`] for the holder of the portal's lease: the acknowledgement carries `fence` and
+/// is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn push_once_fenced(engine: &Engine, portal: PortalId, fence: Option<Fence>) -> Result<OutboundStep, EngineError> {
     let settings = &engine.settings;
     let limit = (settings.outbound_batch * settings.outbound_batches_per_step) as u32;
     let claims = engine
@@ -167,7 +173,7 @@ pub async fn push_once(engine: &Engine, portal: PortalId) -> Result<OutboundStep
     }
 
     if !results.acks.is_empty() {
-        engine.store.ack_outbound(portal, std::mem::take(&mut results.acks), None).await?;
+        engine.store.ack_outbound(portal, std::mem::take(&mut results.acks), fence).await?;
     }
     if !results.failures.is_empty() {
         engine.store.fail_outbound(portal, std::mem::take(&mut results.failures)).await?;

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use hubsync_core::{Fingerprint, HubspotId, ObjectType, PortalId};
 use hubsync_hubspot::model::{Filter, FilterGroup, FilterOperator, ListParams, SearchRequest, Sort, SortDirection};
-use hubsync_store::{ApplyOp, OutboxOp};
+use hubsync_store::{ApplyOp, Fence, OutboxOp};
 use serde::Serialize;
 
 use crate::apply::{self, counter};
@@ -59,6 +59,12 @@ pub async fn import_done(engine: &Engine, portal: PortalId, ty: ObjectType) -> R
 
 /// Imports one page of a type. Call until `done`.
 pub async fn import_step(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<ImportStep, EngineError> {
+    import_step_fenced(engine, portal, ty, None).await
+}
+
+/// [`import_step`] for the holder of the portal's lease: the page's apply carries `fence` and is
+/// refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn import_step_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, fence: Option<Fence>) -> Result<ImportStep, EngineError> {
     let cursor = engine.store.get_cursor(portal, &import_cursor(ty)).await?;
     if cursor.as_deref() == Some("done") {
         return Ok(ImportStep { done: true, ..ImportStep::default() });
@@ -80,7 +86,7 @@ pub async fn import_step(engine: &Engine, portal: PortalId, ty: ObjectType) -> R
         name: import_cursor(ty),
         value: page.next_after.unwrap_or_else(|| "done".to_owned()),
     });
-    engine.store.apply_inbound(portal, ops, &[], None).await?;
+    engine.store.apply_inbound(portal, ops, &[], fence).await?;
     Ok(ImportStep { records, created: stats.applied, linked: stats.linked, done })
 }
 
@@ -103,6 +109,12 @@ pub struct PassReport {
 
 /// One incremental pass over a type: everything modified since the cursor.
 pub async fn incremental_pass(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<PassReport, EngineError> {
+    incremental_pass_fenced(engine, portal, ty, None).await
+}
+
+/// [`incremental_pass`] for the holder of the portal's lease: every page's apply carries `fence`
+/// and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, fence: Option<Fence>) -> Result<PassReport, EngineError> {
     let store = &engine.store;
     let lookback = engine.settings.reconcile_lookback.as_millis() as i64;
     // Resume an interrupted pass: "<pass start>:<window start>:<last id>".
@@ -158,7 +170,7 @@ pub async fn incremental_pass(engine: &Engine, portal: PortalId, ty: ObjectType)
         if stats.applied > 0 {
             ops.push(counter(counters::REPAIRED_LOCAL, stats.applied as i64));
         }
-        store.apply_inbound(portal, ops, &[], None).await?;
+        store.apply_inbound(portal, ops, &[], fence).await?;
         if finished {
             return Ok(report);
         }

@@ -1,88 +1,367 @@
-//! Worker loops: for every active portal, an outbound loop, an inbound loop and a reconcile
-//! loop, plus one app-webhook delivery loop; started and stopped as portals come and go, and
-//! all stopped by one shutdown signal.
+//! Worker loops: for every portal this process holds a lease on, an outbound loop, an inbound
+//! loop and a reconcile loop, plus one app-webhook delivery loop; started and stopped as leases
+//! and portals come and go, and all stopped by one shutdown signal.
 //!
+//! # Ownership
+//! Several identical processes may share one database. A supervisor in each process, every
+//! third of the lease period ([`EngineSettings::lease_period`](crate::EngineSettings)):
+//! 1. renews its membership and counts the live processes ([`Ownership::heartbeat`]);
+//! 2. renews the lease of every portal it runs, and stops a portal's workers at once when a
+//!    renewal fails (the lease moved on, or could not be renewed for so long that it may have);
+//! 3. stops the workers of portals removed or no longer active (parked, needing re-authorisation);
+//! 4. gives away portals beyond its fair share (`ceil(active portals / live processes)`), newest
+//!    first, after their in-flight steps finish;
+//! 5. takes free or expired portal leases up to its fair share.
+//!
+//! A dead process's leases expire after one period and the others notice within a third more,
+//! so its portals resume within 2 × the period, from committed state: claimed queue items return
+//! when their claim leases run out. Every write a portal's workers make carries the lease's
+//! fence, so a process that lost a lease while paused has its writes refused. With SQLite (one
+//! process) the same path runs: the process simply wins every lease.
+//!
+//! # Loops
 //! A loop calls its worker's single step until the step reports no work, then waits for a
-//! wake-up (a PostgreSQL NOTIFY for the outbox) or its idle poll. A portal whose credentials
-//! are refused or whose daily budget is spent is parked with a status the operator can see,
-//! instead of being retried in a loop.
+//! wake-up (a PostgreSQL NOTIFY for the outbox) or its idle poll. Each portal has its own loops,
+//! budget and queue claims, so a portal with a huge backlog never starves another. A portal whose
+//! credentials are refused or whose daily budget is spent is parked with a status the operator
+//! can see, instead of being retried in a loop; setting it active again (`hubsync portal auth`)
+//! resumes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hubsync_core::{ObjectType, PortalId};
 use hubsync_hubspot::OAuthApp;
-use hubsync_store::PortalStatus;
+use hubsync_store::{Fence, Portal, PortalStatus, StoreError};
+use rand::seq::SliceRandom;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
+use crate::lease::{Lease, Ownership, fair_share};
 use crate::{Engine, EngineError, inbound, notify, outbound, reconcile, setup};
 
-/// Runs every portal's workers until `shutdown` turns true. In-flight steps finish (each is a
-/// transaction); nothing claimed is lost, because unacknowledged claims return when their lease
-/// runs out or are released.
-pub async fn run(engine: Engine, oauth: Option<OAuthApp>, mut shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
-    let mut portals: BTreeMap<PortalId, watch::Sender<bool>> = BTreeMap::new();
-    let mut tasks = JoinSet::new();
-    {
+/// The longest a graceful shutdown waits for in-flight steps before abandoning them (their
+/// claims return to the queues when the claim leases run out).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the workers of the portals this process owns until `shutdown` turns true. In-flight
+/// steps finish (each is a transaction) and the leases are given up, so the other processes take
+/// the portals over at once; nothing claimed is lost, because unacknowledged claims return when
+/// their lease runs out or are released.
+pub async fn run(
+    engine: Engine,
+    oauth: Option<OAuthApp>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    let notifier = {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
-        tasks.spawn(async move { notify_loop(engine, shutdown).await });
-    }
-    loop {
-        // Start workers for new active portals; stop those removed or parked.
-        let stored = engine.store.list_portals().await?;
-        for portal in &stored {
-            let active = portal.status == PortalStatus::Active;
-            if active && !portals.contains_key(&portal.portal_id) {
-                match setup::connect_portal(&engine, portal, oauth.as_ref()).await {
-                    Ok(_) => {
-                        let (stop_tx, stop_rx) = watch::channel(false);
-                        portals.insert(portal.portal_id, stop_tx);
-                        spawn_portal(&mut tasks, &engine, portal.portal_id, stop_rx);
-                    }
-                    Err(error) => park(&engine, portal.portal_id, &error).await,
+        tokio::spawn(async move { notify_loop(engine, shutdown).await })
+    };
+    let mut supervisor = Supervisor::new(engine, oauth);
+    tracing::info!(
+        owner = supervisor.ownership.owner(),
+        lease_ms = supervisor.ownership.ttl().as_millis() as u64,
+        "worker supervisor started"
+    );
+    'run: loop {
+        supervisor.tick().await;
+        let next = Instant::now() + supervisor.period();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break 'run,
+                _ = tokio::time::sleep_until(next) => break,
+                Some(done) = supervisor.retiring.join_next(), if !supervisor.retiring.is_empty() => {
+                    supervisor.retired(done).await;
                 }
             }
         }
-        portals.retain(|id, stop| {
-            let keep = stored.iter().any(|p| p.portal_id == *id && p.status == PortalStatus::Active);
-            if !keep {
-                let _ = stop.send(true);
-                engine.hubspot.remove(*id);
-            }
-            keep
-        });
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
     }
-    for stop in portals.values() {
-        let _ = stop.send(true);
-    }
-    while tasks.join_next().await.is_some() {}
+    supervisor.shutdown().await;
+    let _ = notifier.await;
     Ok(())
 }
 
-fn spawn_portal(tasks: &mut JoinSet<()>, engine: &Engine, portal: PortalId, stop: watch::Receiver<bool>) {
-    let (e, s) = (engine.clone(), stop.clone());
-    tasks.spawn(async move { outbound_loop(e, portal, s).await });
-    let (e, s) = (engine.clone(), stop.clone());
-    tasks.spawn(async move { inbound_loop(e, portal, s).await });
-    let (e, s) = (engine.clone(), stop);
-    tasks.spawn(async move { reconcile_loop(e, portal, s).await });
+/// One portal run by this process.
+struct Tenure {
+    lease: Lease,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// When the last successful renewal started (the lease runs at least a period from then).
+    renewed: Instant,
+    /// When the tenure began.
+    since: Instant,
+}
+
+/// Decides which portals this process runs, and runs them.
+struct Supervisor {
+    engine: Engine,
+    oauth: Option<OAuthApp>,
+    ownership: Ownership,
+    held: BTreeMap<PortalId, Tenure>,
+    /// Portals whose workers are finishing before their lease is given up; yields the lease.
+    retiring: JoinSet<Lease>,
+    retiring_ids: BTreeSet<PortalId>,
+}
+
+impl Supervisor {
+    fn new(engine: Engine, oauth: Option<OAuthApp>) -> Self {
+        let ownership = Ownership::new(
+            Arc::clone(&engine.store),
+            &engine.settings.worker_id,
+            engine.settings.lease_period,
+        );
+        Supervisor {
+            engine,
+            oauth,
+            ownership,
+            held: BTreeMap::new(),
+            retiring: JoinSet::new(),
+            retiring_ids: BTreeSet::new(),
+        }
+    }
+
+    /// The supervisor's cadence: a third of the lease period.
+    fn period(&self) -> Duration {
+        self.ownership.ttl() / 3
+    }
+
+    /// One round: heartbeat, renewals, stops, rebalancing, acquisitions.
+    async fn tick(&mut self) {
+        let live = match self.ownership.heartbeat().await {
+            Ok(live) => Some(live),
+            Err(error) => {
+                tracing::warn!(%error, "membership heartbeat failed");
+                None
+            }
+        };
+        self.renew_all().await;
+        let portals = match self.engine.store.list_portals().await {
+            Ok(portals) => portals,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the portals");
+                return;
+            }
+        };
+        let active: BTreeMap<PortalId, Portal> = portals
+            .into_iter()
+            .filter(|p| p.status == PortalStatus::Active)
+            .map(|p| (p.portal_id, p))
+            .collect();
+
+        let gone: Vec<PortalId> = self
+            .held
+            .keys()
+            .filter(|id| !active.contains_key(id))
+            .copied()
+            .collect();
+        for portal in gone {
+            tracing::info!(portal = %portal, "portal removed or no longer active: stopping its workers");
+            self.retire(portal);
+        }
+        // Without a process count, hold what we have and take nothing new.
+        let Some(live) = live else { return };
+        let share = fair_share(active.len(), live);
+        while self.held.len() > share {
+            let Some(newest) = self
+                .held
+                .iter()
+                .max_by_key(|(_, t)| t.since)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            tracing::info!(portal = %newest, share, live, "over the fair share: handing the portal over");
+            self.retire(newest);
+        }
+        if self.held.len() < share {
+            let mut free: Vec<&Portal> = active
+                .values()
+                .filter(|p| {
+                    !self.held.contains_key(&p.portal_id)
+                        && !self.retiring_ids.contains(&p.portal_id)
+                })
+                .collect();
+            free.shuffle(&mut rand::rng());
+            for portal in free {
+                if self.held.len() >= share {
+                    break;
+                }
+                match self.ownership.acquire(portal.portal_id).await {
+                    Ok(Some(lease)) => self.start(lease, portal.clone()),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(portal = %portal.portal_id, %error, "cannot take the portal's lease");
+                        break;
+                    }
+                }
+            }
+        }
+        metrics::gauge!("hubsync_portals_held").set(self.held.len() as f64);
+        metrics::gauge!("hubsync_live_processes").set(live as f64);
+        tracing::debug!(
+            held = self.held.len(),
+            share,
+            live,
+            active = active.len(),
+            "ownership round"
+        );
+    }
+
+    /// Renews every held lease; stops at once the workers of a portal whose lease is lost.
+    async fn renew_all(&mut self) {
+        // A lease not renewed for two thirds of its period may be about to move on.
+        let limit = self.ownership.ttl() - self.period();
+        let mut lost = Vec::new();
+        for (portal, tenure) in &mut self.held {
+            let started = Instant::now();
+            match self.ownership.renew(tenure.lease).await {
+                Ok(true) => tenure.renewed = started,
+                Ok(false) => {
+                    tracing::warn!(portal = %portal, fence = tenure.lease.fence.0, "lease lost: stopping the portal's workers");
+                    lost.push(*portal);
+                }
+                Err(error) if tenure.renewed.elapsed() >= limit => {
+                    tracing::warn!(portal = %portal, %error, "lease not renewed in time: stopping the portal's workers");
+                    lost.push(*portal);
+                }
+                Err(error) => {
+                    tracing::warn!(portal = %portal, %error, "lease renewal failed; retrying")
+                }
+            }
+        }
+        for portal in lost {
+            if let Some(tenure) = self.held.remove(&portal) {
+                tenure.task.abort();
+                self.engine.hubspot.remove(portal);
+            }
+        }
+    }
+
+    /// Starts a portal's workers under `lease`.
+    fn start(&mut self, lease: Lease, portal: Portal) {
+        let (stop, stop_rx) = watch::channel(false);
+        let engine = self.engine.clone();
+        let oauth = self.oauth.clone();
+        let task =
+            tokio::spawn(
+                async move { run_portal(engine, portal, oauth, lease.fence, stop_rx).await },
+            );
+        let now = Instant::now();
+        self.held.insert(
+            lease.portal,
+            Tenure {
+                lease,
+                stop,
+                task,
+                renewed: now,
+                since: now,
+            },
+        );
+    }
+
+    /// Stops a portal's workers after their in-flight steps (at most a third of a lease period,
+    /// while the lease is still ours), then gives its lease up.
+    fn retire(&mut self, portal: PortalId) {
+        let Some(tenure) = self.held.remove(&portal) else {
+            return;
+        };
+        let _ = tenure.stop.send(true);
+        let grace = self.period();
+        self.retiring_ids.insert(portal);
+        self.retiring.spawn(async move {
+            let mut task = tenure.task;
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                task.abort();
+            }
+            tenure.lease
+        });
+    }
+
+    /// Finishes a retirement: gives the lease up and disconnects the portal.
+    async fn retired(&mut self, done: Result<Lease, tokio::task::JoinError>) {
+        let Ok(lease) = done else { return };
+        self.retiring_ids.remove(&lease.portal);
+        self.engine.hubspot.remove(lease.portal);
+        match self.ownership.release(lease).await {
+            Ok(()) => tracing::info!(portal = %lease.portal, "lease given up"),
+            Err(error) => {
+                tracing::warn!(portal = %lease.portal, %error, "could not give the lease up; it expires on its own")
+            }
+        }
+    }
+
+    /// Stops every portal after its in-flight steps and gives up every lease and the membership.
+    async fn shutdown(&mut self) {
+        let portals: Vec<PortalId> = self.held.keys().copied().collect();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        for portal in portals {
+            if let Some(tenure) = self.held.remove(&portal) {
+                let _ = tenure.stop.send(true);
+                self.retiring_ids.insert(portal);
+                self.retiring.spawn(async move {
+                    let mut task = tenure.task;
+                    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                        task.abort();
+                    }
+                    tenure.lease
+                });
+            }
+        }
+        while let Some(done) = self.retiring.join_next().await {
+            self.retired(done).await;
+        }
+        self.ownership.leave().await;
+    }
+}
+
+/// A portal's workers: connects it (retrying transient failures), then runs its three loops
+/// until stopped; parks it if it is blocked.
+async fn run_portal(
+    engine: Engine,
+    portal: Portal,
+    oauth: Option<OAuthApp>,
+    fence: Fence,
+    mut stop: watch::Receiver<bool>,
+) {
+    let id = portal.portal_id;
+    let mut failures = 0;
+    loop {
+        match setup::connect_portal(&engine, &portal, oauth.as_ref()).await {
+            Ok(_) => break,
+            Err(error) => {
+                if on_error(&engine, id, error, &mut failures, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+    tracing::info!(portal = %id, fence = fence.0, "running the portal's workers");
+    let fence = Some(fence);
+    tokio::join!(
+        outbound_loop(&engine, id, fence, stop.clone()),
+        inbound_loop(&engine, id, fence, stop.clone()),
+        reconcile_loop(&engine, id, fence, stop),
+    );
 }
 
 /// Marks a portal as needing attention and says why.
 async fn park(engine: &Engine, portal: PortalId, error: &EngineError) {
     let status = match error {
-        EngineError::Api(e) if matches!(e, hubsync_hubspot::ApiError::NeedsReauth { .. }) => PortalStatus::NeedsReauth,
+        EngineError::Api(hubsync_hubspot::ApiError::NeedsReauth { .. }) => {
+            PortalStatus::NeedsReauth
+        }
         EngineError::Credentials { .. } => PortalStatus::NeedsReauth,
         _ => PortalStatus::Parked,
     };
     tracing::error!(portal = %portal, %error, status = status.as_str(), "portal parked");
-    if let Err(e) = engine.store.set_portal_status(portal, status, Some(&error.to_string())).await {
+    if let Err(e) = engine
+        .store
+        .set_portal_status(portal, status, Some(&error.to_string()))
+        .await
+    {
         tracing::warn!(portal = %portal, error = %e, "could not record the portal's status");
     }
 }
@@ -98,26 +377,47 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// Handles a failed step: parks a blocked portal (and stops its loop), backs off otherwise.
-async fn on_error(engine: &Engine, portal: PortalId, error: EngineError, failures: &mut u32, stop: &mut watch::Receiver<bool>) -> bool {
+/// Handles a failed step: stops a loop whose lease moved on, parks a blocked portal (and stops
+/// its loop), backs off otherwise. `true` if the loop must end.
+async fn on_error(
+    engine: &Engine,
+    portal: PortalId,
+    error: EngineError,
+    failures: &mut u32,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    if let EngineError::Store(StoreError::Fenced { fence, .. }) = &error {
+        tracing::warn!(portal = %portal, fence, "write refused: another process owns the portal now");
+        return true;
+    }
     if error.is_portal_blocked() {
         park(engine, portal, &error).await;
         return true;
     }
     *failures += 1;
-    let delay = hubsync_core::retry::backoff(*failures, Duration::from_millis(200), Duration::from_secs(30), rand::random());
+    let delay = hubsync_core::retry::backoff(
+        *failures,
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        rand::random(),
+    );
     tracing::warn!(portal = %portal, %error, retry_in_ms = delay.as_millis() as u64, "worker step failed");
     pause(stop, delay).await
 }
 
-async fn outbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiver<bool>) {
+async fn outbound_loop(
+    engine: &Engine,
+    portal: PortalId,
+    fence: Option<Fence>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut failures = 0;
     // Local creates wait for the initial import, so they link to existing records by key
     // instead of duplicating them.
     loop {
         let mut all_done = true;
         for ty in ObjectType::ALL {
-            match reconcile::import_done(&engine, portal, ty).await {
+            match reconcile::import_done(engine, portal, ty).await {
                 Ok(done) => all_done &= done,
                 Err(_) => all_done = false,
             }
@@ -132,7 +432,7 @@ async fn outbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiv
             return;
         }
         lingered = true;
-        match outbound::push_once(&engine, portal).await {
+        match outbound::push_once_fenced(engine, portal, fence).await {
             Ok(step) if step.is_idle() => {
                 failures = 0;
                 lingered = false;
@@ -143,7 +443,7 @@ async fn outbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiv
             }
             Ok(_) => failures = 0,
             Err(error) => {
-                if on_error(&engine, portal, error, &mut failures, &mut stop).await {
+                if on_error(engine, portal, error, &mut failures, &mut stop).await {
                     return;
                 }
             }
@@ -151,10 +451,15 @@ async fn outbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiv
     }
 }
 
-async fn inbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiver<bool>) {
+async fn inbound_loop(
+    engine: &Engine,
+    portal: PortalId,
+    fence: Option<Fence>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut failures = 0;
     while !*stop.borrow() {
-        match inbound::apply_once(&engine, portal).await {
+        match inbound::apply_once_fenced(engine, portal, fence).await {
             Ok(step) if step.is_idle() => {
                 failures = 0;
                 if pause(&mut stop, engine.settings.idle_poll).await {
@@ -163,7 +468,7 @@ async fn inbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receive
             }
             Ok(_) => failures = 0,
             Err(error) => {
-                if on_error(&engine, portal, error, &mut failures, &mut stop).await {
+                if on_error(engine, portal, error, &mut failures, &mut stop).await {
                     return;
                 }
             }
@@ -171,7 +476,12 @@ async fn inbound_loop(engine: Engine, portal: PortalId, mut stop: watch::Receive
     }
 }
 
-async fn reconcile_loop(engine: Engine, portal: PortalId, mut stop: watch::Receiver<bool>) {
+async fn reconcile_loop(
+    engine: &Engine,
+    portal: PortalId,
+    fence: Option<Fence>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut failures = 0;
     // Initial import first, type by type, page by page.
     for ty in ObjectType::ALL {
@@ -179,11 +489,11 @@ async fn reconcile_loop(engine: Engine, portal: PortalId, mut stop: watch::Recei
             if *stop.borrow() {
                 return;
             }
-            match reconcile::import_step(&engine, portal, ty).await {
+            match reconcile::import_step_fenced(engine, portal, ty, fence).await {
                 Ok(step) if step.done => break,
                 Ok(_) => failures = 0,
                 Err(error) => {
-                    if on_error(&engine, portal, error, &mut failures, &mut stop).await {
+                    if on_error(engine, portal, error, &mut failures, &mut stop).await {
                         return;
                     }
                 }
@@ -196,10 +506,12 @@ async fn reconcile_loop(engine: Engine, portal: PortalId, mut stop: watch::Recei
             return;
         }
         for ty in ObjectType::ALL {
-            match reconcile::incremental_pass(&engine, portal, ty).await {
-                Ok(report) => tracing::info!(portal = %portal, object_type = %ty, ?report, "incremental reconcile pass"),
+            match reconcile::incremental_pass_fenced(engine, portal, ty, fence).await {
+                Ok(report) => {
+                    tracing::info!(portal = %portal, object_type = %ty, ?report, "incremental reconcile pass")
+                }
                 Err(error) => {
-                    if on_error(&engine, portal, error, &mut failures, &mut stop).await {
+                    if on_error(engine, portal, error, &mut failures, &mut stop).await {
                         return;
                     }
                 }

@@ -35,6 +35,9 @@ pub struct EngineSettings {
     /// How long the outbound worker lets fresh app writes accumulate after waking, so that a
     /// trickle of edits still goes out in full batches (the budget buys the most).
     pub outbound_linger: Duration,
+    /// How long a process's lease on a portal lasts unrenewed (renewed every third of it); a
+    /// dead process's portals move to the others within two of these.
+    pub lease_period: Duration,
 }
 
 impl Default for EngineSettings {
@@ -53,6 +56,7 @@ impl Default for EngineSettings {
             max_attempts: 8,
             idle_poll: Duration::from_millis(200),
             outbound_linger: Duration::from_millis(250),
+            lease_period: Duration::from_secs(15),
         }
     }
 }
