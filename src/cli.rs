@@ -73,6 +73,9 @@ pub enum Command {
     /// Run the local HubSpot emulator standalone: a HubSpot CRM API to develop against, with
     /// webhooks, rate limits and fault injection (see the emulator's admin API in the README).
     Sim(SimArgs),
+    /// Run a benchmark scenario (or `all`): prints a table of figures against the rate-limit
+    /// arithmetic's bounds and the targets, and writes them as JSON to bench-results/.
+    Bench(crate::bench::BenchArgs),
     /// Compare both sides now and repair what differs.
     ///
     /// Without --full, runs one incremental pass (records modified since the last pass). With
@@ -237,7 +240,7 @@ pub struct PortalArg {
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Demo(_)) { "error" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) { "error" } else { "info" };
     crate::telemetry::init(cli.log_json, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -256,11 +259,14 @@ pub fn main() -> ExitCode {
 }
 
 fn exit_code_for(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|e| e.downcast_ref::<hubsync_store::StoreError>().is_some()) {
-        3
-    } else {
-        2
-    }
+    let unreachable = error.chain().any(|e| {
+        e.downcast_ref::<hubsync_store::StoreError>().is_some()
+            || matches!(
+                e.downcast_ref::<hubsync_hubspot::ApiError>(),
+                Some(hubsync_hubspot::ApiError::Transport { .. } | hubsync_hubspot::ApiError::CircuitOpen { .. })
+            )
+    });
+    if unreachable { 3 } else { 2 }
 }
 
 /// Runs one parsed command.
@@ -300,6 +306,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Portal(cmd) => portal(&config, cmd).await?,
         Command::Mappings(cmd) => mappings(&config, cmd).await?,
         Command::Sim(args) => sim(args).await?,
+        Command::Bench(args) => return crate::bench::run(args).await,
         Command::Reconcile { portal, full, dry_run } => return reconcile(&config, PortalId(portal.portal), full, dry_run).await,
     }
     Ok(ExitCode::SUCCESS)
