@@ -89,6 +89,39 @@ async fn every_resource_creates_reads_lists_updates_and_deletes() {
 }
 
 #[tokio::test]
+async fn patch_changes_only_the_fields_given_and_null_clears() {
+    let h = start().await;
+    let created = h
+        .post(
+            "/unified/crm/contacts",
+            json!({"first_name": "Ada", "title": "Countess", "email_addresses": ["ada@example.com"],
+                   "custom_fields": {"arr__c": "5", "tier__c": "gold"}}),
+        )
+        .await;
+    let path = format!(
+        "/unified/crm/contacts/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    let r = h
+        .patch(
+            &path,
+            json!({"title": null, "custom_fields": {"arr__c": null}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["first_name"], "Ada");
+    assert!(r.body.get("title").is_none());
+    assert_eq!(r.body["custom_fields"], json!({"tier__c": "gold"}));
+    let r = h.patch(&path, json!({"email_addresses": []})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("email_addresses").is_none());
+    // An empty patch changes nothing.
+    let again = h.patch(&path, json!({})).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["updated_at"], r.body["updated_at"]);
+}
+
+#[tokio::test]
 async fn app_writes_through_the_api_are_captured_into_the_outbox() {
     let h = start().await;
     let created = h

@@ -470,11 +470,12 @@ async fn answer(
 /// The body of a write: a JSON object, or a 4xx saying why not.
 fn body_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
     let bytes = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "invalid_body",
-            format!("cannot read the body: {e}"),
-        )
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "invalid_body"
+        };
+        ApiError::new(e.status(), code, format!("cannot read the body: {e}"))
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -528,12 +529,6 @@ fn validated_changes(
     // Names first (values are checked in canonical form below).
     for (name, _) in &flat {
         hubsync_store::check_fields(ty, [(name.as_str(), &Value::Null)])?;
-        if name == CUSTOM_PREFIX.trim_end_matches('.') || name.ends_with('.') {
-            return Err(
-                ApiError::bad_request("unknown_field", format!("unknown field `{name}`"))
-                    .field(name.clone()),
-            );
-        }
     }
     let values: FieldMap = flat
         .iter()
