@@ -1,6 +1,20 @@
 //! The one error shape of the unified API: `{"error": {"code", "message", "field"}}` with a
 //! stable `code`, a human `message` and the offending `field` (a query parameter, a body field
 //! or a header) when there is one.
+//!
+//! | status | codes |
+//! |---|---|
+//! | 400 | `bad_cursor`, `unknown_field`, `unknown_parameter`, `unsupported_operator`, `invalid_value`, `limit_out_of_range`, `duplicate_parameter`, `malformed_json`, `invalid_body`, `read_only_field`, `invalid_query`, `missing_portal`, `conflicting_portal`, `filter_not_supported`, `too_many_filters`, `hubspot_rejected`, `invalid_request` |
+//! | 401 | `unauthorized` |
+//! | 403 | `portal_forbidden` |
+//! | 404 | `not_found`, `not_in_hubspot` |
+//! | 405 | `method_not_allowed` |
+//! | 413 | `payload_too_large` |
+//! | 422 | `sync_failed` (with `record`), `unmappable` |
+//! | 429 | `rate_limited` (with `Retry-After`) |
+//! | 500 | `internal` (details only in the server log) |
+//! | 502 | `hubspot_error`, `hubspot_forbidden` |
+//! | 503 | `portal_not_connected`, `portal_needs_reauth`, `hubspot_unavailable` |
 
 use std::time::Duration;
 
