@@ -10,6 +10,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::Mutex;
 use rand::Rng;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -219,6 +220,9 @@ struct Queue {
 pub struct WebhookQueue {
     queue: Mutex<Queue>,
     rng: Mutex<StdRng>,
+    /// Retry jitter draws from its own generator so that delivery timing never shifts the
+    /// fault sequence.
+    jitter: Mutex<StdRng>,
     notify: Notify,
     in_flight: AtomicUsize,
 }
@@ -239,6 +243,9 @@ impl WebhookQueue {
                 next_event_id: 1,
                 ..Queue::default()
             }),
+            jitter: Mutex::new(StdRng::seed_from_u64(
+                rng.clone().random::<u64>() ^ 0x6a09_e667,
+            )),
             rng: Mutex::new(rng),
             notify: Notify::new(),
             in_flight: AtomicUsize::new(0),
@@ -255,6 +262,7 @@ impl WebhookQueue {
 
     /// Reseeds the fault generator.
     pub fn reseed(&self, rng: StdRng) {
+        *self.jitter.lock() = StdRng::seed_from_u64(rng.clone().random::<u64>() ^ 0x6a09_e667);
         *self.rng.lock() = rng;
     }
 }
@@ -437,6 +445,29 @@ pub fn sign_v3(secret: &str, method: &str, uri: &str, body: &[u8], timestamp: i6
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The URI as HubSpot signs it: the percent-escapes its docs list are decoded.
+pub fn signed_uri(uri: &str) -> String {
+    const ESCAPES: [(&str, &str); 12] = [
+        ("%3A", ":"),
+        ("%2F", "/"),
+        ("%3F", "?"),
+        ("%40", "@"),
+        ("%21", "!"),
+        ("%24", "$"),
+        ("%27", "'"),
+        ("%28", "("),
+        ("%29", ")"),
+        ("%2A", "*"),
+        ("%2C", ","),
+        ("%3B", ";"),
+    ];
+    let mut out = uri.to_owned();
+    for (from, to) in ESCAPES {
+        out = out.replace(from, to).replace(&from.to_lowercase(), to);
+    }
+    out
+}
+
 /// Runs a portal's dispatcher until shutdown or removal.
 pub async fn dispatcher(shared: Arc<Shared>, portal: Arc<Portal>) {
     let mut shutdown = shared.shutdown.subscribe();
@@ -533,7 +564,7 @@ async fn deliver(shared: &Shared, portal: &Portal, attempt: u32, mut events: Vec
         .header("X-HubSpot-Signature-Version", "v1")
         .header(
             "X-HubSpot-Signature-v3",
-            sign_v3(&secret, "POST", &target, &body, ts),
+            sign_v3(&secret, "POST", &signed_uri(&target), &body, ts),
         )
         .header("X-HubSpot-Request-Timestamp", ts.to_string())
         .timeout(Duration::from_millis(timeout_ms))
@@ -571,7 +602,7 @@ async fn deliver(shared: &Shared, portal: &Portal, attempt: u32, mut events: Vec
     let idx = usize::try_from(attempt)
         .unwrap_or(0)
         .min(RETRY_BASE_SECS.len() - 1);
-    let jitter: f64 = portal.webhooks.rng.lock().random_range(0.5..1.5);
+    let jitter: f64 = portal.webhooks.jitter.lock().random_range(0.5..1.5);
     let delay_ms = (RETRY_BASE_SECS[idx] * 1000.0 * jitter * scale.max(0.0)).min(1e12);
     #[allow(clippy::cast_possible_truncation)]
     let due = now_ms() + delay_ms as i64;
