@@ -153,8 +153,9 @@ fn authorize(sh: &Shared, req: &Req, portal: Option<u64>) -> Result<Response, Ap
     let sep = if redirect.contains('?') { '&' } else { '?' };
     let mut location = format!("{redirect}{sep}code={code}");
     if let Some(st) = state {
-        location.push_str("&state=");
-        location.push_str(&serde_urlencoded::to_string([("s", st)]).unwrap_or_default()[2..]);
+        let encoded = serde_urlencoded::to_string([("state", st)]).unwrap_or_default();
+        location.push('&');
+        location.push_str(&encoded);
     }
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }

@@ -949,3 +949,27 @@ async fn properties_batch_read_reports_unknown_names() {
     assert_eq!(r.body["errors"][0]["category"], "OBJECT_NOT_FOUND");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn odd_paths_and_escapes_never_break_the_server() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    for path in [
+        "/crm/v3/objects/contacts/%a%C3%A9",
+        "/crm/v3/objects/%",
+        "/crm/v3/objects/contacts/%ZZ",
+        "/%E2%82%AC",
+        "/crm/v3/objects/contacts/1?properties=%ff",
+    ] {
+        let r = c.get(path).await;
+        assert!(
+            r.status == 400 || r.status == 404 || r.status == 200,
+            "{path}: {}",
+            r.status
+        );
+        assert_eq!(r.body["status"], "error", "{path}: {}", r.body);
+    }
+    let r = c.post("/crm/v3/objects/contacts/search", json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*é*ü"}]}]})).await;
+    assert_eq!(r.status, 200);
+    emu.shutdown().await;
+}
