@@ -1139,6 +1139,11 @@ fn prop_create(cx: &Ctx<'_>, k: ObjectKind, req: &Req) -> Result<Response, ApiEr
                 format!("Property named '{name}' already exists."),
             ));
         }
+        if data.props[i].all().filter(|d| !d.hubspot_defined).count() >= 1000 {
+            return Err(ApiError::validation(
+                "Cannot create more than 1000 custom properties per object",
+            ));
+        }
         if unique && data.props[i].unique_count() >= 10 {
             return Err(ApiError::validation(
                 "Cannot create more than 10 unique value properties per object",
