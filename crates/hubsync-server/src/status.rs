@@ -191,15 +191,23 @@ impl BudgetHistory {
     }
 }
 
-/// Gathers the status of every portal.
-pub(crate) async fn gather(state: &AppState) -> Result<StatusReport, StoreError> {
-    let engine = &state.engine;
+/// Gathers the status of every portal, as `/status.json` shows it (for `hubsync status`; the
+/// budget history then holds only the current sample).
+pub async fn report(engine: &Engine) -> Result<StatusReport, StoreError> {
+    gather(engine, &BudgetHistory::new()).await
+}
+
+/// Gathers the status of every portal, adding a budget sample to `budgets`.
+pub(crate) async fn gather(
+    engine: &Engine,
+    budgets: &BudgetHistory,
+) -> Result<StatusReport, StoreError> {
     let portals = engine.store.list_portals().await?;
     let ids: Vec<PortalId> = portals.iter().map(|p| p.portal_id).collect();
-    state.budgets.forget_others(&ids);
+    budgets.forget_others(&ids);
     let mut reports = Vec::with_capacity(portals.len());
     for portal in &portals {
-        reports.push(portal_report(engine, &state.budgets, portal).await?);
+        reports.push(portal_report(engine, budgets, portal).await?);
     }
     let generated_at = now_ms();
     Ok(StatusReport {
@@ -371,7 +379,7 @@ pub(crate) fn rfc3339(ms: Millis) -> String {
 
 /// `GET /status.json`.
 pub(crate) async fn status_json(State(state): State<Arc<AppState>>) -> Response {
-    match gather(&state).await {
+    match gather(&state.engine, &state.budgets).await {
         Ok(report) => ([(header::CACHE_CONTROL, "no-store")], Json(report)).into_response(),
         Err(error) => unavailable(&error),
     }
@@ -379,7 +387,7 @@ pub(crate) async fn status_json(State(state): State<Arc<AppState>>) -> Response 
 
 /// `GET /`.
 pub(crate) async fn status_page(State(state): State<Arc<AppState>>) -> Response {
-    match gather(&state).await {
+    match gather(&state.engine, &state.budgets).await {
         Ok(report) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
