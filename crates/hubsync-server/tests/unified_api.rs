@@ -122,6 +122,52 @@ async fn patch_changes_only_the_fields_given_and_null_clears() {
 }
 
 #[tokio::test]
+async fn the_api_works_the_same_on_a_postgresql_store() {
+    let Some(mut h) = start_pg().await else {
+        return;
+    };
+    h.create_property(ObjectType::Contacts, "arr__c", false)
+        .await;
+    h.run_outbound();
+    for (resource, body, patch) in samples() {
+        let path = format!("/unified/crm/{resource}");
+        let created = h.post(&path, body.clone()).await;
+        assert_eq!(created.status, 201, "{resource}: {}", created.body);
+        let one = format!("{path}/{}", created.body["id"].as_str().unwrap());
+        assert_eq!(h.get(&one).await.body, created.body);
+        let updated = h.patch(&format!("{one}?wait=synced"), patch).await;
+        assert_eq!(updated.status, 200, "{resource}: {}", updated.body);
+        assert_eq!(updated.body["sync"]["status"], "synced");
+        assert_eq!(ids(&h.get(&path).await.body).len(), 1);
+        assert_eq!(h.delete(&one).await.status, 200);
+        assert!(ids(&h.get(&path).await.body).is_empty());
+    }
+    let c = three_contacts(&h).await;
+    let page = h
+        .get("/unified/crm/contacts?first_name=John&email=john@b.example&updated_after=2020-01-01T00:00:00Z")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(ids(&page.body), vec![c[1].clone()]);
+    let first = h.get("/unified/crm/contacts?limit=2").await;
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = h
+        .get(&format!("/unified/crm/contacts?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(ids(&second.body), vec![c[2].clone()]);
+    // Other portals' keys see nothing of it.
+    let r = h
+        .call_as(
+            &h.other_key,
+            OTHER_PORTAL,
+            "GET",
+            "/unified/crm/contacts",
+            None,
+        )
+        .await;
+    assert!(ids(&r.body).is_empty());
+}
+
+#[tokio::test]
 async fn app_writes_through_the_api_are_captured_into_the_outbox() {
     let h = start().await;
     let created = h

@@ -53,6 +53,8 @@ pub struct Harness {
     workers: Vec<tokio::task::JoinHandle<()>>,
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database to drop, for a harness on PostgreSQL.
+    pg_database: Option<String>,
 }
 
 impl Drop for Harness {
@@ -61,7 +63,58 @@ impl Drop for Harness {
             w.abort();
         }
         self.server.abort();
+        if let Some(db) = self.pg_database.take() {
+            let _ = psql(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+        }
     }
+}
+
+/// Runs one statement with `psql` against the test server's `postgres` database.
+fn psql(sql: &str) -> Result<(), String> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A harness on a fresh PostgreSQL database (127.0.0.1:5432, user postgres), or `None` when
+/// PostgreSQL is not there (a failure under `CI=true`).
+pub async fn start_pg() -> Option<Harness> {
+    let database = format!(
+        "hubsync_unified_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    if let Err(e) = psql(&format!("CREATE DATABASE \"{database}\"")) {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("PostgreSQL is required under CI=true: {e}");
+        }
+        eprintln!("skipping PostgreSQL: {e}");
+        return None;
+    }
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let mut h = start_on(&url, default_config()).await;
+    h.pg_database = Some(database);
+    Some(h)
 }
 
 fn portal_row(id: PortalId, token: &str) -> Portal {
@@ -77,17 +130,27 @@ fn portal_row(id: PortalId, token: &str) -> Portal {
     }
 }
 
-pub async fn start() -> Harness {
-    start_with(UnifiedConfig {
+fn default_config() -> UnifiedConfig {
+    UnifiedConfig {
         wait_timeout: Duration::from_secs(10),
         wait_poll: Duration::from_millis(20),
         auth_cache_ttl: Duration::ZERO,
         remote_max_wait: Duration::from_secs(2),
-    })
-    .await
+    }
 }
 
+/// A harness on a SQLite store in a temporary directory.
+pub async fn start() -> Harness {
+    start_with(default_config()).await
+}
+
+/// A harness on SQLite with these API settings.
 pub async fn start_with(config: UnifiedConfig) -> Harness {
+    start_on("", config).await
+}
+
+/// A harness on the store at `store_url` (empty: SQLite in a temporary directory).
+pub async fn start_on(store_url: &str, config: UnifiedConfig) -> Harness {
     let mut p1 = PortalConfig::new(PORTAL.get(), 54321);
     p1.private_app_token = Some(TOKEN.into());
     let mut p2 = PortalConfig::new(OTHER_PORTAL.get(), 54321);
@@ -106,10 +169,14 @@ pub async fn start_with(config: UnifiedConfig) -> Harness {
         .update_settings(|s| s.search_per_second = 10_000);
 
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("hubsync.db").display()
-    );
+    let url = if store_url.is_empty() {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("hubsync.db").display()
+        )
+    } else {
+        store_url.to_owned()
+    };
     let store = hubsync_store::connect(&url).await.unwrap();
     let engine = Engine {
         store: Arc::clone(&store),
@@ -147,6 +214,7 @@ pub async fn start_with(config: UnifiedConfig) -> Harness {
         workers: Vec::new(),
         server,
         _dir: dir,
+        pg_database: None,
     }
 }
 
