@@ -54,7 +54,8 @@ pub use error::ApiError;
 #[derive(Debug, Clone)]
 pub struct UnifiedConfig {
     /// The longest a `?wait=synced` write holds its answer before answering 202 with the
-    /// record still pending.
+    /// record still pending. Keep it below the server's request timeout (10 s by default),
+    /// which would otherwise cut the wait short with a 408.
     pub wait_timeout: Duration,
     /// How often a waiting write looks at the sync state.
     pub wait_poll: Duration,
@@ -69,7 +70,7 @@ pub struct UnifiedConfig {
 impl Default for UnifiedConfig {
     fn default() -> Self {
         UnifiedConfig {
-            wait_timeout: Duration::from_secs(30),
+            wait_timeout: Duration::from_secs(8),
             wait_poll: Duration::from_millis(50),
             auth_cache_ttl: Duration::from_secs(5),
             remote_max_wait: Duration::from_secs(2),
