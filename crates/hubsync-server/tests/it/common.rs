@@ -122,6 +122,20 @@ pub async fn start() -> TestServer {
 
 /// A server whose configuration `adjust` changes.
 pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    start_on(listener, PUBLIC_URL, "http://127.0.0.1:9", adjust).await
+}
+
+/// A server on `listener`, reachable by HubSpot at `public_url`, whose HubSpot client talks to
+/// `hubspot_base` (the test portal registered with [`TOKEN`]).
+pub async fn start_on(
+    listener: tokio::net::TcpListener,
+    public_url: &str,
+    hubspot_base: &str,
+    adjust: impl FnOnce(ServerConfig) -> ServerConfig,
+) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -141,9 +155,8 @@ pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Te
         })
         .await
         .expect("portal");
-    let hubspot =
-        HubspotClient::new(ClientConfig::with_base_url("http://127.0.0.1:9")).expect("client");
-    // Registered, so the status page has a live budget; it never calls out in these tests.
+    let hubspot = HubspotClient::new(ClientConfig::with_base_url(hubspot_base)).expect("client");
+    // Registered, so the status page has a live budget.
     hubspot.portal(
         PORTAL,
         PortalCredentials::PrivateApp(SecretString::from(TOKEN)),
@@ -155,12 +168,9 @@ pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Te
         settings: Arc::new(EngineSettings::default()),
     };
     let webhook = WebhookConfig::new(SecretString::from(SECRET));
-    let config = adjust(ServerConfig::new(PUBLIC_URL, Some(webhook)));
+    let config = adjust(ServerConfig::new(public_url, Some(webhook)));
     config.validate().expect("valid config");
     let app = hubsync_server::router(engine.clone(), config, Some(metrics_handle()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(hubsync_server::run(listener, app, async move {

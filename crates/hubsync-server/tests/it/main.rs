@@ -2,5 +2,6 @@
 
 mod browser;
 mod common;
+mod emulator;
 mod status;
 mod webhooks;
