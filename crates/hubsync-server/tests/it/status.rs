@@ -247,7 +247,7 @@ async fn the_cli_status_report_holds_the_same_data_as_status_json() {
     let report = hubsync_server::status::report(&server.engine)
         .await
         .expect("report");
-    let from_cli = serde_json::to_value(&report.portals[0].queues).expect("json");
+    let from_cli = serde_json::to_value(report.portals[0].queues).expect("json");
     let (_, text) = server.get("/status.json").await;
     let from_http: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(from_cli, from_http["portals"][0]["queues"]);
