@@ -442,7 +442,7 @@ async fn writes_become_searchable_only_after_the_indexing_lag() {
         1,
         "search still sees the old value"
     );
-    emu.admin().update_settings(|s| s.search_lag_ms = 50);
+    emu.admin().update_settings(|s| s.search_lag_ms = 600);
     emu.admin().flush_search(PORTAL).unwrap();
     let r = c
         .post(
@@ -452,7 +452,7 @@ async fn writes_become_searchable_only_after_the_indexing_lag() {
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(search(&c, json!({})).await["total"], 1);
-    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert_eq!(search(&c, json!({})).await["total"], 2);
     emu.shutdown().await;
 }
