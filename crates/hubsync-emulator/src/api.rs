@@ -338,6 +338,11 @@ fn add_rate_headers(h: &mut HeaderMap, a: &Admitted) {
         "x-hubspot-ratelimit-interval-milliseconds",
         a.interval_ms.to_string(),
     );
+    put("x-hubspot-ratelimit-secondly", a.secondly.0.to_string());
+    put(
+        "x-hubspot-ratelimit-secondly-remaining",
+        a.secondly.1.to_string(),
+    );
     if let Some((daily, left)) = a.daily {
         put("x-hubspot-ratelimit-daily", daily.to_string());
         put("x-hubspot-ratelimit-daily-remaining", left.to_string());

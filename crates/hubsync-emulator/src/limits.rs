@@ -36,6 +36,8 @@ pub struct Admitted {
     pub interval_ms: u64,
     /// `(daily, daily remaining)` for private-app tokens.
     pub daily: Option<(u64, u64)>,
+    /// The deprecated, unenforced `(secondly, secondly remaining)` pair (a tenth of the burst).
+    pub secondly: (u32, u32),
 }
 
 /// A refusal: the policy and how long until a slot frees (ms).
@@ -113,11 +115,15 @@ impl Limiter {
             None
         };
         q.push_back(now);
+        let per_second = (p.max / 10).max(1);
+        let last_second = q.iter().rev().take_while(|t| **t > now - 1000).count();
+        let last_second = u32::try_from(last_second).unwrap_or(u32::MAX);
         Ok(Admitted {
             max: p.max,
             remaining: p.max - used - 1,
             interval_ms: p.window_ms,
             daily,
+            secondly: (per_second, per_second.saturating_sub(last_second)),
         })
     }
 

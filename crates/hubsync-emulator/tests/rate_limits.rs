@@ -45,6 +45,7 @@ async fn burst_over_the_window_gets_429_ten_secondly_rolling() {
             r.header("x-hubspot-ratelimit-daily").as_deref(),
             Some("1000")
         );
+        assert!(r.header("x-hubspot-ratelimit-secondly").is_some());
         remaining.push(r.header("x-hubspot-ratelimit-remaining").unwrap());
     }
     assert_eq!(remaining, ["4", "3", "2", "1", "0"]);
