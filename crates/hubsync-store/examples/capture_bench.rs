@@ -68,35 +68,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     report("inbound apply (seed)", records, started.elapsed());
 
-    // Capture: the app updates every row, 1,000 rows per transaction, one UPDATE per row.
+    // The app updates every row, 1,000 rows per transaction, one UPDATE per row: first with
+    // the capture triggers skipped (the cost of the app's writes alone), then captured.
     let pool = store.pool().clone();
-    let started = Instant::now();
-    for chunk_start in (0..records).step_by(TX_ROWS) {
-        let mut tx = pool.begin().await?;
-        for i in chunk_start..(chunk_start + TX_ROWS).min(records) {
-            sqlx::query(
-                "UPDATE contacts SET title = $1, updated_at = updated_at + 1 WHERE id = $2",
-            )
-            .bind(format!("Principal {i}"))
-            .bind(i as i64 + 1)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-    }
-    let capture = started.elapsed();
-    report("app updates captured", records, capture);
+    let baseline = app_updates(&pool, records, "Baseline", true).await?;
+    report("app updates, capture skipped", records, baseline);
+    let capture = app_updates(&pool, records, "Principal", false).await?;
+    report("app updates, captured", records, capture);
     assert_eq!(store.queue_depths(PORTAL).await?.outbox, records as u64);
 
     // Drain: claim, load, merge, fingerprint, acknowledge.
     let policy = PolicySet::default();
     let started = Instant::now();
     let mut load = Duration::ZERO;
+    let mut claim = Duration::ZERO;
+    let mut ack = Duration::ZERO;
     let mut drained = 0;
     loop {
+        let claim_started = Instant::now();
         let claims = store
             .claim_outbox(PORTAL, batch, Duration::from_secs(60), "bench")
             .await?;
+        claim += claim_started.elapsed();
         if claims.is_empty() {
             break;
         }
@@ -136,14 +129,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
         drained += acks.len();
+        let ack_started = Instant::now();
         store.ack_outbound(PORTAL, acks, None).await?;
+        ack += ack_started.elapsed();
     }
     let drain = started.elapsed();
     report("claim + load + merge + ack", drained, drain);
+    report("  of which claim", drained, claim);
     report("  of which load (records + sync state)", drained, load);
+    report("  of which ack", drained, ack);
     report("capture + merge, end to end", records, capture + drain);
+    report(
+        "capture overhead + merge (hubsync's share)",
+        records,
+        capture.saturating_sub(baseline) + drain,
+    );
     store.close().await;
     Ok(())
+}
+
+/// Updates every row's title, `TX_ROWS` rows per transaction; with `skip_capture`, inside
+/// hubsync's apply guard so that the triggers do not fire.
+async fn app_updates(
+    pool: &sqlx::SqlitePool,
+    records: usize,
+    title: &str,
+    skip_capture: bool,
+) -> Result<Duration, sqlx::Error> {
+    let started = Instant::now();
+    for chunk_start in (0..records).step_by(TX_ROWS) {
+        let mut tx = pool.begin().await?;
+        if skip_capture {
+            sqlx::query("INSERT INTO _hubsync_apply_guard (id) VALUES (1)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for i in chunk_start..(chunk_start + TX_ROWS).min(records) {
+            sqlx::query(
+                "UPDATE contacts SET title = $1, updated_at = updated_at + 1 WHERE id = $2",
+            )
+            .bind(format!("{title} {i}"))
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if skip_capture {
+            sqlx::query("DELETE FROM _hubsync_apply_guard")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(started.elapsed())
 }
 
 fn report(what: &str, n: usize, took: Duration) {

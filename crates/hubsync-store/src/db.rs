@@ -101,6 +101,50 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row from a JSON object (`{"column": value, …}`), as SQLite's `json_object` builds it.
+    pub fn from_json(value: Value) -> Result<Row, StoreError> {
+        let Value::Object(object) = value else {
+            return Err(StoreError::corrupt(
+                "json row",
+                "",
+                "expected a json object",
+            ));
+        };
+        let mut names = Vec::with_capacity(object.len());
+        let mut cells = Vec::with_capacity(object.len());
+        for (name, value) in object {
+            names.push(name);
+            cells.push(match value {
+                Value::Null => Cell::Null,
+                Value::Bool(b) => Cell::Int(i64::from(b)),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => Cell::Int(i),
+                    None => Cell::Real(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                Value::String(s) => Cell::Text(s),
+                other => Cell::Json(other),
+            });
+        }
+        Ok(Row {
+            names: names.into(),
+            cells,
+        })
+    }
+
+    /// Rows from a JSON array of objects (one `json_group_array` cell).
+    pub fn many_from_json(text: &str) -> Result<Vec<Row>, StoreError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| StoreError::corrupt("json rows", "", format!("invalid json: {e}")))?;
+        match value {
+            Value::Array(rows) => rows.into_iter().map(Row::from_json).collect(),
+            _ => Err(StoreError::corrupt(
+                "json rows",
+                "",
+                "expected a json array",
+            )),
+        }
+    }
+
     /// The cell of a column; `Null` if the query has no such column.
     pub fn cell(&self, name: &str) -> &Cell {
         self.names

@@ -111,6 +111,20 @@ pub fn select_list(dialect: Dialect, object_type: ObjectType) -> String {
     out
 }
 
+/// The columns [`select_list`] selects, by name.
+pub fn record_columns(object_type: ObjectType) -> Vec<&'static str> {
+    let mut out = vec![
+        "id",
+        "hubspot_id",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "custom_fields",
+    ];
+    out.extend(columns(object_type).iter().map(|c| c.name));
+    out
+}
+
 /// A JSON number for a float: integral values become integers, so that `5.0` read from a REAL
 /// column equals the `5` a mapping produces.
 pub fn number(v: f64) -> Value {
@@ -132,8 +146,11 @@ fn cell_to_value(table: &'static str, column: &Column, cell: Cell) -> Result<Val
         (Kind::Real, Cell::Int(v)) => Value::from(v),
         (Kind::Real | Kind::Int, Cell::Real(v)) => number(v),
         (Kind::List | Kind::Object, Cell::Json(v)) => v,
-        (Kind::List | Kind::Object, Cell::Text(s)) => serde_json::from_str(&s)
-            .map_err(|e| StoreError::corrupt(table, column.name, format!("invalid json: {e}")))?,
+        // JSON the app wrote badly stays visible as its text, so that the mapping can reject
+        // this one record (to the dead-letter table) instead of the whole batch failing.
+        (Kind::List | Kind::Object, Cell::Text(s)) => {
+            serde_json::from_str(&s).unwrap_or(Value::String(s))
+        }
         (_, other) => {
             return Err(StoreError::corrupt(
                 table,

@@ -179,6 +179,48 @@ impl<B: Backend> SqlStore<B> {
         Ok(first(self.db.read(sql.into(), args).await?))
     }
 
+    /// Runs a `SELECT` of `columns` returning many rows. On SQLite the rows come back as one
+    /// JSON array (`json_group_array`), because the driver's cost is per row and per column,
+    /// not per byte; on PostgreSQL they stream as they are.
+    async fn read_many(
+        &self,
+        select: String,
+        columns: &[&str],
+        args: Vec<Arg>,
+    ) -> Result<Vec<Row>, StoreError> {
+        match B::DIALECT {
+            Dialect::Postgres => self.read(Sql::Built(select), args).await,
+            Dialect::Sqlite => {
+                let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
+                let sql = format!(
+                    "SELECT json_group_array(json_object({})) AS rows FROM ({select})",
+                    pairs.join(", ")
+                );
+                match self.read_one(Sql::Built(sql), args).await? {
+                    Some(row) => Row::many_from_json(&row.text("json rows", "rows")?),
+                    None => Ok(Vec::new()),
+                }
+            }
+        }
+    }
+
+    async fn read_records(
+        &self,
+        object_type: ObjectType,
+        select: String,
+        args: Vec<Arg>,
+    ) -> Result<Vec<LocalRecord>, StoreError> {
+        let columns = schema::record_columns(object_type);
+        let mut records = self
+            .read_many(select, &columns, args)
+            .await?
+            .into_iter()
+            .map(|row| schema::record_from_row(object_type, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| r.local_id);
+        Ok(records)
+    }
+
     /// One statement in its own write transaction.
     async fn write(&self, sql: impl Into<Sql>, args: Vec<Arg>) -> Result<u64, StoreError> {
         let mut tx = self.db.begin().await?;
@@ -898,6 +940,21 @@ fn fingerprint(
     .transpose()
 }
 
+/// The columns of `sync_state`.
+const SYNC_STATE_COLUMNS: &[&str] = &[
+    "object_type",
+    "local_id",
+    "hubspot_id",
+    "hubsync_id",
+    "base",
+    "base_ts",
+    "fp_sent",
+    "fp_received",
+    "last_origin",
+    "remote_updated_at",
+    "synced_at",
+];
+
 fn sync_state_from_row(row: &Row) -> Result<SyncState, StoreError> {
     const T: &str = "sync_state";
     let base = match row.opt_json(T, "base")? {
@@ -1274,9 +1331,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 Self::select_records(object_type),
                 placeholders.join(", ")
             );
-            for row in self.read(Sql::Built(sql), binder.args).await? {
-                out.push(schema::record_from_row(object_type, row)?);
-            }
+            out.extend(self.read_records(object_type, sql, binder.args).await?);
         }
         out.sort_by_key(|r| r.local_id);
         Ok(out)
@@ -1337,11 +1392,7 @@ impl<B: Backend> Store for SqlStore<B> {
             }
         }
         sql.push_str(" ORDER BY id LIMIT 10");
-        self.read(Sql::Built(sql), binder.args)
-            .await?
-            .into_iter()
-            .map(|row| schema::record_from_row(object_type, row))
-            .collect()
+        self.read_records(object_type, sql, binder.args).await
     }
 
     async fn list_records(
@@ -1362,11 +1413,7 @@ impl<B: Backend> Store for SqlStore<B> {
         schema::push_filters(B::DIALECT, object_type, filters, &mut sql, &mut binder)?;
         let p = binder.bind(int(i64::from(limit)));
         sql.push_str(&format!(" ORDER BY id LIMIT {p}"));
-        self.read(Sql::Built(sql), binder.args)
-            .await?
-            .into_iter()
-            .map(|row| schema::record_from_row(object_type, row))
-            .collect()
+        self.read_records(object_type, sql, binder.args).await
     }
 
     async fn count_records(
@@ -1592,6 +1639,14 @@ impl<B: Backend> Store for SqlStore<B> {
         )
         .await?;
         B::commit(tx).await?;
+        let rows = match B::DIALECT {
+            Dialect::Postgres => rows,
+            // SQLite returns each item as one JSON cell: far cheaper than seven columns.
+            Dialect::Sqlite => rows
+                .iter()
+                .map(|row| Row::from_json(row.json("outbox", "item")?))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let claims = coalesce_claims(rows)?;
         tracing::debug!(portal = %portal, worker, records = claims.len(), "claimed outbox");
         Ok(claims)
@@ -2017,10 +2072,11 @@ impl<B: Backend> Store for SqlStore<B> {
             binder.bind(ty(object_type));
             let placeholders: Vec<String> = chunk.iter().map(|id| binder.bind(lid(*id))).collect();
             let sql = format!(
-                "SELECT * FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN ({})",
+                "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN ({})",
+                SYNC_STATE_COLUMNS.join(", "),
                 placeholders.join(", ")
             );
-            for row in self.read(Sql::Built(sql), binder.args).await? {
+            for row in self.read_many(sql, SYNC_STATE_COLUMNS, binder.args).await? {
                 out.push(sync_state_from_row(&row)?);
             }
         }

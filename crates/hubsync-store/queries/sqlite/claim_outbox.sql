@@ -1,5 +1,6 @@
 -- Claims every claimable item of up to $5 records, oldest record first, for worker $2 until $3.
--- $1 portal, $4 now, $6 how many of the oldest items to scan for records. A record with an item
+-- $1 portal, $4 now, $6 how many of the oldest items to scan for records. Each item comes back
+-- as one JSON cell (the driver's cost is per column). A record with an item
 -- still leased to someone else is skipped whole, so one record is never pushed twice at once.
 UPDATE outbox
 SET locked_by = $2, locked_until = $3, attempts = attempts + 1
@@ -26,4 +27,5 @@ WHERE portal_id = $1
       GROUP BY c.object_type, c.local_id
       ORDER BY min(c.id)
       LIMIT $5)
-RETURNING id, object_type, local_id, op, hubspot_id, captured_at, attempts
+RETURNING json_object('id', id, 'object_type', object_type, 'local_id', local_id, 'op', op,
+                      'hubspot_id', hubspot_id, 'captured_at', captured_at, 'attempts', attempts) AS item
