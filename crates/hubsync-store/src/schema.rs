@@ -363,6 +363,19 @@ fn sql_op(op: FilterOp) -> &'static str {
     }
 }
 
+/// A list column as an expression that is always a JSON array: a value the app wrote badly
+/// (not JSON, or not a list) reads as an empty list, so one bad row never fails a query.
+pub fn json_list(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(
+            "CASE WHEN NOT json_valid({column}) THEN '[]' WHEN json_type({column}) = 'array' THEN {column} ELSE '[]' END"
+        ),
+        Dialect::Postgres => {
+            format!("CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]'::jsonb END")
+        }
+    }
+}
+
 /// Appends ` AND <condition>` for each filter to `sql`.
 pub fn push_filters(
     dialect: Dialect,
@@ -428,10 +441,13 @@ fn column_condition(
         (_, FilterOp::IsNull) | (_, FilterOp::NotNull) => {
             let is_null = match (column.kind, dialect) {
                 (Kind::List, Dialect::Sqlite) => {
-                    format!("({name} IS NULL OR json_array_length({name}) = 0)")
+                    format!(
+                        "({name} IS NULL OR CASE WHEN NOT json_valid({name}) THEN 0 \
+                         WHEN json_type({name}) = 'array' THEN json_array_length({name}) = 0 ELSE 0 END)"
+                    )
                 }
                 (Kind::List, Dialect::Postgres) => {
-                    format!("({name} IS NULL OR jsonb_array_length({name}) = 0)")
+                    format!("({name} IS NULL OR {name} = '[]'::jsonb)")
                 }
                 (Kind::Object, Dialect::Sqlite) => format!("({name} IS NULL OR {name} = '{{}}')"),
                 (Kind::Object, Dialect::Postgres) => {
@@ -449,7 +465,8 @@ fn column_condition(
             Dialect::Sqlite => {
                 let p = binder.bind(sqlite_json_scalar(field, &filter.value)?);
                 Ok(format!(
-                    "EXISTS (SELECT 1 FROM json_each({name}) WHERE json_each.value = {p})"
+                    "EXISTS (SELECT 1 FROM json_each({}) WHERE json_each.value = {p})",
+                    json_list(Dialect::Sqlite, name)
                 ))
             }
             Dialect::Postgres => {

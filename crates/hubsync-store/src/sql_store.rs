@@ -1372,12 +1372,12 @@ impl<B: Backend> Store for SqlStore<B> {
                 let p = binder.bind(Arg::Text(Some(s.to_lowercase())));
                 let condition = match B::DIALECT {
                     Dialect::Sqlite => format!(
-                        " AND EXISTS (SELECT 1 FROM json_each({0}) WHERE lower(json_each.value) = {p})",
-                        column.name
+                        " AND EXISTS (SELECT 1 FROM json_each({}) WHERE lower(json_each.value) = {p})",
+                        schema::json_list(B::DIALECT, column.name)
                     ),
                     Dialect::Postgres => format!(
-                        " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text({0}) e WHERE lower(e) = {p})",
-                        column.name
+                        " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text({}) e WHERE lower(e) = {p})",
+                        schema::json_list(B::DIALECT, column.name)
                     ),
                 };
                 sql.push_str(&condition);

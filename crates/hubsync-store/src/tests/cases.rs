@@ -1741,3 +1741,109 @@ pub async fn records_written_through_the_store_are_captured(h: Harness) {
     assert_eq!(claims.len(), 1);
     assert_eq!((claims[0].items, claims[0].op), (3, OutboxOp::Delete));
 }
+
+pub async fn malformed_app_json_is_readable_for_dead_lettering(h: Harness) {
+    // The app writes an email list that is not a list; its write is not rejected.
+    h.app
+        .exec(
+            "INSERT INTO contacts (portal_id, first_name, email_addresses) VALUES ($1, 'Bad', '\"a@x.test\"')",
+            vec![p(P)],
+        )
+        .await;
+    app_insert_contact(&h, "Good", "good@x.test").await;
+    let claims = claim_all(&h, "w").await;
+    assert_eq!(claims.len(), 2, "both writes are captured");
+    let ids: Vec<LocalId> = claims.iter().map(|c| c.local_id).collect();
+    let records = h
+        .store
+        .get_records(P, ObjectType::Contacts, &ids)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2, "one bad row does not fail the batch");
+    assert_eq!(records[0].fields.get("email_addresses"), &json!("a@x.test"));
+    assert_eq!(
+        records[1].fields.get("email_addresses"),
+        &json!(["good@x.test"])
+    );
+    // Nor does it break lookups and filters over the others.
+    let found = h
+        .store
+        .find_by_key(
+            P,
+            ObjectType::Contacts,
+            "email_addresses",
+            &json!("good@x.test"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let empty = [Filter::new(
+        "email_addresses",
+        FilterOp::IsNull,
+        Value::Null,
+    )];
+    assert_eq!(
+        h.store
+            .count_records(P, ObjectType::Contacts, &empty)
+            .await
+            .unwrap(),
+        0
+    );
+    if h.store.backend() == "sqlite" {
+        // Only SQLite lets the app store text that is not JSON at all.
+        h.app
+            .exec(
+                "INSERT INTO contacts (portal_id, email_addresses) VALUES ($1, 'not json')",
+                vec![p(P)],
+            )
+            .await;
+        let contains = [Filter::new(
+            "email_addresses",
+            FilterOp::Contains,
+            json!("good@x.test"),
+        )];
+        assert_eq!(
+            h.store
+                .count_records(P, ObjectType::Contacts, &contains)
+                .await
+                .unwrap(),
+            1
+        );
+        let all = h
+            .store
+            .list_records(P, ObjectType::Contacts, None, 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(all[2].fields.get("email_addresses"), &json!("not json"));
+    }
+}
+
+pub async fn a_capture_wakes_a_waiting_worker(h: Harness) {
+    if h.store.backend() == "sqlite" {
+        // No cross-process notification on SQLite: the wait is a poll interval.
+        let woken = h
+            .store
+            .wait_for_outbox(Duration::from_millis(20))
+            .await
+            .unwrap();
+        assert!(!woken);
+        return;
+    }
+    // Start listening, then let the app write while the worker waits.
+    assert!(
+        !h.store
+            .wait_for_outbox(Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    let store = h.store.clone();
+    let waiter = tokio::spawn(async move { store.wait_for_outbox(LONG).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    app_insert_contact(&h, "A", "a@example.com").await;
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken before the timeout")
+        .unwrap()
+        .unwrap();
+    assert!(woken);
+}

@@ -196,6 +196,8 @@ macro_rules! conformance_suite {
             portals_and_api_keys,
             migrations_rerun_on_an_existing_database,
             records_written_through_the_store_are_captured,
+            malformed_app_json_is_readable_for_dead_lettering,
+            a_capture_wakes_a_waiting_worker,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
