@@ -1271,7 +1271,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn delete_portal(&self, portal: PortalId) -> Result<bool, StoreError> {
-        const TABLES: [&str; 15] = [
+        const DATA: [&str; 14] = [
             "DELETE FROM contacts WHERE portal_id = $1",
             "DELETE FROM companies WHERE portal_id = $1",
             "DELETE FROM deals WHERE portal_id = $1",
@@ -1286,18 +1286,22 @@ impl<B: Backend> Store for SqlStore<B> {
             "DELETE FROM app_deliveries WHERE portal_id = $1",
             "DELETE FROM app_endpoints WHERE portal_id = $1",
             "DELETE FROM leases WHERE portal_id = $1",
-            "DELETE FROM portals WHERE portal_id = $1",
         ];
         let mut tx = self.db.begin().await?;
         B::start_apply(&mut tx).await?;
-        let mut found = false;
-        for sql in TABLES {
-            let n = B::exec(&mut tx, Sql::Static(sql), vec![pid(portal)]).await?;
-            found = n > 0 && sql.contains("FROM portals");
+        for sql in DATA {
+            B::exec(&mut tx, Sql::Static(sql), vec![pid(portal)]).await?;
         }
+        let n = B::exec(
+            &mut tx,
+            Sql::Static("DELETE FROM portals WHERE portal_id = $1"),
+            vec![pid(portal)],
+        )
+        .await?;
         B::end_apply(&mut tx).await?;
         B::commit(tx).await?;
-        Ok(found)
+        tracing::info!(portal = %portal, "portal and its data deleted");
+        Ok(n > 0)
     }
 
     // ----- records -------------------------------------------------------------------------
