@@ -18,6 +18,10 @@ pub enum EngineError {
     /// The portal has no registered HubSpot client.
     #[error("portal {0} is not connected")]
     PortalNotConnected(PortalId),
+    /// This process can no longer prove that it owns the portal (its lease was not renewed in
+    /// time), so it must not write to HubSpot for it.
+    #[error("the lease on portal {0} may have moved on")]
+    LeaseExpired(PortalId),
     /// The portal's stored credentials cannot be used.
     #[error("portal {portal} has unusable credentials: {reason}")]
     Credentials {

@@ -20,6 +20,7 @@ use hubsync_store::{ApplyOp, Fence, InboxItem};
 use serde_json::json;
 
 use crate::apply::{self, RemoteState, counter};
+use crate::lease::Tenure;
 use crate::{Engine, EngineError, counters};
 
 /// What one inbound step did.
@@ -70,9 +71,10 @@ pub async fn apply_once(engine: &Engine, portal: PortalId) -> Result<InboundStep
     apply_once_fenced(engine, portal, None).await
 }
 
-/// [`apply_once`] for the holder of the portal's lease: the apply carries `fence` and is refused
-/// ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn apply_once_fenced(engine: &Engine, portal: PortalId, fence: Option<Fence>) -> Result<InboundStep, EngineError> {
+/// [`apply_once`] for the holder of the portal's lease: the apply carries the tenure's fence and
+/// is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn apply_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<&Tenure>) -> Result<InboundStep, EngineError> {
+    let fence = tenure.map(Tenure::fence);
     let settings = &engine.settings;
     let items = engine
         .store

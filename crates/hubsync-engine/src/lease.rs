@@ -22,8 +22,9 @@
 //! Expiry compares the clocks of the processes involved, so they must be roughly synchronised
 //! (the fence, not the clock, is what keeps writes safe).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use hubsync_core::PortalId;
 use hubsync_store::{Fence, Store, StoreError};
@@ -46,6 +47,58 @@ pub struct Lease {
     pub portal: PortalId,
     /// The fencing token of this tenure.
     pub fence: Fence,
+}
+
+/// A lease as a portal's workers hold it: the fence their database writes carry, and until when
+/// this process knows the lease is still its own (moved forward by every renewal). HubSpot
+/// cannot check a fence, so the outbound worker checks [`Tenure::is_current`] before it writes
+/// there: a process that stalled past its lease stops writing before it learns it lost it.
+#[derive(Debug, Clone)]
+pub struct Tenure {
+    fence: Fence,
+    /// Milliseconds on [`monotonic_ms`]'s clock.
+    valid_until: Arc<AtomicU64>,
+}
+
+impl Tenure {
+    /// A tenure under `fence`, known valid for `valid_for` from now.
+    pub fn new(fence: Fence, valid_for: Duration) -> Self {
+        let tenure = Tenure {
+            fence,
+            valid_until: Arc::new(AtomicU64::new(0)),
+        };
+        tenure.extend(Instant::now(), valid_for);
+        tenure
+    }
+
+    /// The fence writes carry.
+    pub fn fence(&self) -> Fence {
+        self.fence
+    }
+
+    /// Whether the lease is still known to be this process's.
+    pub fn is_current(&self) -> bool {
+        monotonic_ms(Instant::now()) < self.valid_until.load(Ordering::Acquire)
+    }
+
+    /// Records a renewal that started at `from`: the lease is ours for `valid_for` from then.
+    pub fn extend(&self, from: Instant, valid_for: Duration) {
+        let until = monotonic_ms(from)
+            .saturating_add(u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX));
+        self.valid_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Ends the tenure: [`Tenure::is_current`] is false from now on.
+    pub fn revoke(&self) {
+        self.valid_until.store(0, Ordering::Release);
+    }
+}
+
+/// Milliseconds since this process first asked, on the monotonic clock.
+fn monotonic_ms(at: Instant) -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// This process's side of the ownership protocol: its name in the lease table, its membership

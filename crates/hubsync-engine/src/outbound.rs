@@ -18,9 +18,10 @@ use hubsync_hubspot::model::{
 };
 use hubsync_hubspot::{ApiError, HubspotError};
 use hubsync_mapping::Properties;
-use hubsync_store::{AckOutcome, Fence, ItemRange, LocalRecord, OutboundAck, OutboundFailure, OutboxClaim, OutboxOp, SyncState};
+use hubsync_store::{AckOutcome, ItemRange, LocalRecord, OutboundAck, OutboundFailure, OutboxClaim, OutboxOp, SyncState};
 use serde_json::json;
 
+use crate::lease::Tenure;
 use crate::{Engine, EngineError, counters, now_ms, property_fields};
 
 /// What one outbound step did.
@@ -133,9 +134,10 @@ pub async fn push_once(engine: &Engine, portal: PortalId) -> Result<OutboundStep
     push_once_fenced(engine, portal, None).await
 }
 
-/// [`push_once`] for the holder of the portal's lease: the acknowledgement carries `fence` and
-/// is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn push_once_fenced(engine: &Engine, portal: PortalId, fence: Option<Fence>) -> Result<OutboundStep, EngineError> {
+/// [`push_once`] for the holder of the portal's lease: nothing is sent to HubSpot once the
+/// tenure is no longer current ([`EngineError::LeaseExpired`]), and the acknowledgement carries
+/// its fence and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn push_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<&Tenure>) -> Result<OutboundStep, EngineError> {
     let settings = &engine.settings;
     let limit = (settings.outbound_batch * settings.outbound_batches_per_step) as u32;
     let claims = engine
@@ -161,6 +163,9 @@ pub async fn push_once_fenced(engine: &Engine, portal: PortalId, fence: Option<F
     }
     let mut fatal = None;
     for (ty, claims) in by_type {
+        if fatal.is_none() && tenure.is_some_and(|t| !t.is_current()) {
+            fatal = Some(EngineError::LeaseExpired(portal));
+        }
         if let Some(error) = &fatal {
             // The portal is blocked: hand the rest back untouched.
             let _ = error;
@@ -173,7 +178,7 @@ pub async fn push_once_fenced(engine: &Engine, portal: PortalId, fence: Option<F
     }
 
     if !results.acks.is_empty() {
-        engine.store.ack_outbound(portal, std::mem::take(&mut results.acks), fence).await?;
+        engine.store.ack_outbound(portal, std::mem::take(&mut results.acks), tenure.map(Tenure::fence)).await?;
     }
     if !results.failures.is_empty() {
         engine.store.fail_outbound(portal, std::mem::take(&mut results.failures)).await?;

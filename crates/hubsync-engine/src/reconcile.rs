@@ -17,11 +17,12 @@ use std::collections::BTreeSet;
 
 use hubsync_core::{Fingerprint, HubspotId, ObjectType, PortalId};
 use hubsync_hubspot::model::{Filter, FilterGroup, FilterOperator, ListParams, SearchRequest, Sort, SortDirection};
-use hubsync_store::{ApplyOp, Fence, OutboxOp};
+use hubsync_store::{ApplyOp, OutboxOp};
 use serde::Serialize;
 
 use crate::apply::{self, counter};
 use crate::inbound::remote_states;
+use crate::lease::Tenure;
 use crate::{Engine, EngineError, counters, now_ms, property_fields};
 
 /// Records per list page (HubSpot's maximum).
@@ -62,9 +63,10 @@ pub async fn import_step(engine: &Engine, portal: PortalId, ty: ObjectType) -> R
     import_step_fenced(engine, portal, ty, None).await
 }
 
-/// [`import_step`] for the holder of the portal's lease: the page's apply carries `fence` and is
-/// refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn import_step_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, fence: Option<Fence>) -> Result<ImportStep, EngineError> {
+/// [`import_step`] for the holder of the portal's lease: the page's apply carries the tenure's
+/// fence and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn import_step_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, tenure: Option<&Tenure>) -> Result<ImportStep, EngineError> {
+    let fence = tenure.map(Tenure::fence);
     let cursor = engine.store.get_cursor(portal, &import_cursor(ty)).await?;
     if cursor.as_deref() == Some("done") {
         return Ok(ImportStep { done: true, ..ImportStep::default() });
@@ -112,9 +114,10 @@ pub async fn incremental_pass(engine: &Engine, portal: PortalId, ty: ObjectType)
     incremental_pass_fenced(engine, portal, ty, None).await
 }
 
-/// [`incremental_pass`] for the holder of the portal's lease: every page's apply carries `fence`
-/// and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, fence: Option<Fence>) -> Result<PassReport, EngineError> {
+/// [`incremental_pass`] for the holder of the portal's lease: every page's apply carries the
+/// tenure's fence and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
+pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, tenure: Option<&Tenure>) -> Result<PassReport, EngineError> {
+    let fence = tenure.map(Tenure::fence);
     let store = &engine.store;
     let lookback = engine.settings.reconcile_lookback.as_millis() as i64;
     // Resume an interrupted pass: "<pass start>:<window start>:<last id>".

@@ -31,15 +31,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use hubsync_core::{ObjectType, PortalId};
 use hubsync_hubspot::OAuthApp;
-use hubsync_store::{Fence, Portal, PortalStatus, StoreError};
+use hubsync_store::{Portal, PortalStatus, StoreError};
 use rand::seq::SliceRandom;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::lease::{Lease, Ownership, fair_share};
+use crate::lease::{Lease, Ownership, Tenure, fair_share};
 use crate::{Engine, EngineError, inbound, notify, outbound, reconcile, setup};
 
 /// The longest a graceful shutdown waits for in-flight steps before abandoning them (their
@@ -66,9 +67,11 @@ pub async fn run(
         lease_ms = supervisor.ownership.ttl().as_millis() as u64,
         "worker supervisor started"
     );
+    // Rounds start at a fixed rate, so a slow round does not delay the next renewals.
+    let mut next = Instant::now();
     'run: loop {
         supervisor.tick().await;
-        let next = Instant::now() + supervisor.period();
+        next = (next + supervisor.period()).max(Instant::now());
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break 'run,
@@ -84,13 +87,16 @@ pub async fn run(
     Ok(())
 }
 
+/// Renewals in flight at once (each is one short statement).
+const RENEWALS_IN_FLIGHT: usize = 8;
+
 /// One portal run by this process.
-struct Tenure {
+struct Held {
     lease: Lease,
+    /// What the workers check before writing to HubSpot; moved forward by each renewal.
+    tenure: Tenure,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-    /// When the last successful renewal started (the lease runs at least a period from then).
-    renewed: Instant,
     /// When the tenure began.
     since: Instant,
 }
@@ -100,7 +106,7 @@ struct Supervisor {
     engine: Engine,
     oauth: Option<OAuthApp>,
     ownership: Ownership,
-    held: BTreeMap<PortalId, Tenure>,
+    held: BTreeMap<PortalId, Held>,
     /// Portals whose workers are finishing before their lease is given up; yields the lease.
     retiring: JoinSet<Lease>,
     retiring_ids: BTreeSet<PortalId>,
@@ -128,8 +134,16 @@ impl Supervisor {
         self.ownership.ttl() / 3
     }
 
-    /// One round: heartbeat, renewals, stops, rebalancing, acquisitions.
+    /// How long a renewal keeps the workers writing to HubSpot: two thirds of the period, so
+    /// that they stop well before another process could take the lease over.
+    fn validity(&self) -> Duration {
+        self.ownership.ttl() - self.period()
+    }
+
+    /// One round: renewals, heartbeat, stops, rebalancing, acquisitions.
     async fn tick(&mut self) {
+        let started = Instant::now();
+        self.renew_all().await;
         let live = match self.ownership.heartbeat().await {
             Ok(live) => Some(live),
             Err(error) => {
@@ -137,7 +151,6 @@ impl Supervisor {
                 None
             }
         };
-        self.renew_all().await;
         let portals = match self.engine.store.list_portals().await {
             Ok(portals) => portals,
             Err(error) => {
@@ -168,7 +181,7 @@ impl Supervisor {
             let Some(newest) = self
                 .held
                 .iter()
-                .max_by_key(|(_, t)| t.since)
+                .max_by_key(|(_, h)| h.since)
                 .map(|(id, _)| *id)
             else {
                 break;
@@ -185,8 +198,10 @@ impl Supervisor {
                 })
                 .collect();
             free.shuffle(&mut rand::rng());
+            // Half a period at most, so that the next renewals start on time.
+            let stop_at = started + self.period() / 2;
             for portal in free {
-                if self.held.len() >= share {
+                if self.held.len() >= share || Instant::now() >= stop_at {
                     break;
                 }
                 match self.ownership.acquire(portal.portal_id).await {
@@ -210,22 +225,32 @@ impl Supervisor {
         );
     }
 
-    /// Renews every held lease; stops at once the workers of a portal whose lease is lost.
+    /// Renews every held lease; stops at once the workers of a portal whose lease is lost, or
+    /// could not be renewed before the workers' tenure ran out.
     async fn renew_all(&mut self) {
-        // A lease not renewed for two thirds of its period may be about to move on.
-        let limit = self.ownership.ttl() - self.period();
+        let leases: Vec<Lease> = self.held.values().map(|h| h.lease).collect();
+        let results: Vec<(Lease, std::time::Instant, Result<bool, StoreError>)> =
+            futures::stream::iter(leases)
+                .map(|lease| renew(&self.ownership, lease))
+                .buffer_unordered(RENEWALS_IN_FLIGHT)
+                .collect()
+                .await;
+        let validity = self.validity();
         let mut lost = Vec::new();
-        for (portal, tenure) in &mut self.held {
-            let started = Instant::now();
-            match self.ownership.renew(tenure.lease).await {
-                Ok(true) => tenure.renewed = started,
+        for (lease, started, result) in results {
+            let portal = lease.portal;
+            let Some(held) = self.held.get(&portal) else {
+                continue;
+            };
+            match result {
+                Ok(true) => held.tenure.extend(started, validity),
                 Ok(false) => {
-                    tracing::warn!(portal = %portal, fence = tenure.lease.fence.0, "lease lost: stopping the portal's workers");
-                    lost.push(*portal);
+                    tracing::warn!(portal = %portal, fence = held.lease.fence.0, "lease lost: stopping the portal's workers");
+                    lost.push(portal);
                 }
-                Err(error) if tenure.renewed.elapsed() >= limit => {
+                Err(error) if !held.tenure.is_current() => {
                     tracing::warn!(portal = %portal, %error, "lease not renewed in time: stopping the portal's workers");
-                    lost.push(*portal);
+                    lost.push(portal);
                 }
                 Err(error) => {
                     tracing::warn!(portal = %portal, %error, "lease renewal failed; retrying")
@@ -233,8 +258,9 @@ impl Supervisor {
             }
         }
         for portal in lost {
-            if let Some(tenure) = self.held.remove(&portal) {
-                tenure.task.abort();
+            if let Some(held) = self.held.remove(&portal) {
+                held.tenure.revoke();
+                held.task.abort();
                 self.engine.hubspot.remove(portal);
             }
         }
@@ -245,19 +271,18 @@ impl Supervisor {
         let (stop, stop_rx) = watch::channel(false);
         let engine = self.engine.clone();
         let oauth = self.oauth.clone();
+        let tenure = Tenure::new(lease.fence, self.validity());
+        let workers = tenure.clone();
         let task =
-            tokio::spawn(
-                async move { run_portal(engine, portal, oauth, lease.fence, stop_rx).await },
-            );
-        let now = Instant::now();
+            tokio::spawn(async move { run_portal(engine, portal, oauth, workers, stop_rx).await });
         self.held.insert(
             lease.portal,
-            Tenure {
+            Held {
                 lease,
+                tenure,
                 stop,
                 task,
-                renewed: now,
-                since: now,
+                since: Instant::now(),
             },
         );
     }
@@ -265,19 +290,13 @@ impl Supervisor {
     /// Stops a portal's workers after their in-flight steps (at most a third of a lease period,
     /// while the lease is still ours), then gives its lease up.
     fn retire(&mut self, portal: PortalId) {
-        let Some(tenure) = self.held.remove(&portal) else {
+        let Some(held) = self.held.remove(&portal) else {
             return;
         };
-        let _ = tenure.stop.send(true);
-        let grace = self.period();
+        let _ = held.stop.send(true);
         self.retiring_ids.insert(portal);
-        self.retiring.spawn(async move {
-            let mut task = tenure.task;
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
-                task.abort();
-            }
-            tenure.lease
-        });
+        self.retiring
+            .spawn(finish(held, Instant::now() + self.ownership.ttl() / 3));
     }
 
     /// Finishes a retirement: gives the lease up and disconnects the portal.
@@ -295,20 +314,11 @@ impl Supervisor {
 
     /// Stops every portal after its in-flight steps and gives up every lease and the membership.
     async fn shutdown(&mut self) {
-        let portals: Vec<PortalId> = self.held.keys().copied().collect();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        for portal in portals {
-            if let Some(tenure) = self.held.remove(&portal) {
-                let _ = tenure.stop.send(true);
-                self.retiring_ids.insert(portal);
-                self.retiring.spawn(async move {
-                    let mut task = tenure.task;
-                    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                        task.abort();
-                    }
-                    tenure.lease
-                });
-            }
+        for (portal, held) in std::mem::take(&mut self.held) {
+            let _ = held.stop.send(true);
+            self.retiring_ids.insert(portal);
+            self.retiring.spawn(finish(held, deadline));
         }
         while let Some(done) = self.retiring.join_next().await {
             self.retired(done).await;
@@ -317,13 +327,32 @@ impl Supervisor {
     }
 }
 
+/// Renews one lease, noting when the renewal started (the lease runs a period from then).
+async fn renew(
+    ownership: &Ownership,
+    lease: Lease,
+) -> (Lease, std::time::Instant, Result<bool, StoreError>) {
+    let started = std::time::Instant::now();
+    (lease, started, ownership.renew(lease).await)
+}
+
+/// Waits for a stopped portal's workers until `deadline`, then abandons them; yields the lease.
+async fn finish(held: Held, deadline: Instant) -> Lease {
+    let mut task = held.task;
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        task.abort();
+    }
+    held.tenure.revoke();
+    held.lease
+}
+
 /// A portal's workers: connects it (retrying transient failures), then runs its three loops
 /// until stopped; parks it if it is blocked.
 async fn run_portal(
     engine: Engine,
     portal: Portal,
     oauth: Option<OAuthApp>,
-    fence: Fence,
+    tenure: Tenure,
     mut stop: watch::Receiver<bool>,
 ) {
     let id = portal.portal_id;
@@ -338,12 +367,12 @@ async fn run_portal(
             }
         }
     }
-    tracing::info!(portal = %id, fence = fence.0, "running the portal's workers");
-    let fence = Some(fence);
+    tracing::info!(portal = %id, fence = tenure.fence().0, "running the portal's workers");
+    let tenure = Some(&tenure);
     tokio::join!(
-        outbound_loop(&engine, id, fence, stop.clone()),
-        inbound_loop(&engine, id, fence, stop.clone()),
-        reconcile_loop(&engine, id, fence, stop),
+        outbound_loop(&engine, id, tenure, stop.clone()),
+        inbound_loop(&engine, id, tenure, stop.clone()),
+        reconcile_loop(&engine, id, tenure, stop),
     );
 }
 
@@ -386,9 +415,17 @@ async fn on_error(
     failures: &mut u32,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
-    if let EngineError::Store(StoreError::Fenced { fence, .. }) = &error {
-        tracing::warn!(portal = %portal, fence, "write refused: another process owns the portal now");
-        return true;
+    match &error {
+        EngineError::Store(StoreError::Fenced { fence, .. }) => {
+            tracing::warn!(portal = %portal, fence, "write refused: another process owns the portal now");
+            return true;
+        }
+        EngineError::LeaseExpired(_) => {
+            // The supervisor either renews the lease (the workers carry on) or stops them.
+            tracing::debug!(portal = %portal, "lease not renewed in time: holding HubSpot writes");
+            return pause(stop, Duration::from_millis(100)).await;
+        }
+        _ => {}
     }
     if error.is_portal_blocked() {
         park(engine, portal, &error).await;
@@ -408,7 +445,7 @@ async fn on_error(
 async fn outbound_loop(
     engine: &Engine,
     portal: PortalId,
-    fence: Option<Fence>,
+    tenure: Option<&Tenure>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures = 0;
@@ -432,7 +469,7 @@ async fn outbound_loop(
             return;
         }
         lingered = true;
-        match outbound::push_once_fenced(engine, portal, fence).await {
+        match outbound::push_once_fenced(engine, portal, tenure).await {
             Ok(step) if step.is_idle() => {
                 failures = 0;
                 lingered = false;
@@ -454,12 +491,12 @@ async fn outbound_loop(
 async fn inbound_loop(
     engine: &Engine,
     portal: PortalId,
-    fence: Option<Fence>,
+    tenure: Option<&Tenure>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures = 0;
     while !*stop.borrow() {
-        match inbound::apply_once_fenced(engine, portal, fence).await {
+        match inbound::apply_once_fenced(engine, portal, tenure).await {
             Ok(step) if step.is_idle() => {
                 failures = 0;
                 if pause(&mut stop, engine.settings.idle_poll).await {
@@ -479,7 +516,7 @@ async fn inbound_loop(
 async fn reconcile_loop(
     engine: &Engine,
     portal: PortalId,
-    fence: Option<Fence>,
+    tenure: Option<&Tenure>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures = 0;
@@ -489,7 +526,7 @@ async fn reconcile_loop(
             if *stop.borrow() {
                 return;
             }
-            match reconcile::import_step_fenced(engine, portal, ty, fence).await {
+            match reconcile::import_step_fenced(engine, portal, ty, tenure).await {
                 Ok(step) if step.done => break,
                 Ok(_) => failures = 0,
                 Err(error) => {
@@ -506,7 +543,7 @@ async fn reconcile_loop(
             return;
         }
         for ty in ObjectType::ALL {
-            match reconcile::incremental_pass_fenced(engine, portal, ty, fence).await {
+            match reconcile::incremental_pass_fenced(engine, portal, ty, tenure).await {
                 Ok(report) => {
                     tracing::info!(portal = %portal, object_type = %ty, ?report, "incremental reconcile pass")
                 }
