@@ -4,6 +4,7 @@
 //! integration tests in `tests/`.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
