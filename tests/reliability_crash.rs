@@ -10,150 +10,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::twoway::{Editors, remote_contacts, wait_quiet};
 use common::{APP, PORTAL, ServeProcess, ServeSpec, TOKEN, WEBHOOK_SECRET};
-use hubsync_core::{Changes, FieldMap, HubspotId, LocalId, ObjectType, PortalId};
-use hubsync_emulator::{DEFAULT_USER_ID, Emulator, EmulatorConfig, EmulatorHandle, ObjectKind, PortalConfig, SeedSpec, Tier};
+use hubsync_core::PortalId;
+use hubsync_emulator::{Emulator, EmulatorConfig, EmulatorHandle, PortalConfig, SeedSpec, Tier};
 use hubsync_engine::converge;
 use hubsync_store::Store;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
-
-/// The last marker each side wrote, per record (keyed by its email, which nobody edits).
-#[derive(Debug, Default, Clone)]
-struct Expected {
-    /// Written by HubSpot users (`jobtitle`), or by the app when it created the record.
-    title: Option<String>,
-    /// Written by the app (`last_name`), or by the HubSpot user who created the record.
-    last_name: Option<String>,
-}
-
-#[derive(Debug, Default)]
-struct Figures {
-    remote_edits: u64,
-    local_edits: u64,
-    local_creates: u64,
-    remote_creates: u64,
-    skipped: u64,
-}
-
-/// The two sides' editors: a person in HubSpot (emulator admin API) and the app (SQL writes
-/// through the store, captured by the triggers).
-struct Editors {
-    rng: StdRng,
-    seq: u64,
-    admin: hubsync_emulator::Admin,
-    store: Arc<dyn Store>,
-    portal: PortalId,
-    expected: BTreeMap<String, Expected>,
-    /// Records created in HubSpot (seeded or by a person): (email, HubSpot id).
-    remote: Vec<(String, u64)>,
-    /// Records the app created: (email, local id).
-    local: Vec<(String, LocalId)>,
-    figures: Figures,
-}
-
-impl Editors {
-    fn marker(&mut self, side: &str) -> String {
-        self.seq += 1;
-        format!("{side}-{}", self.seq)
-    }
-
-    async fn local_id_of(&self, hubspot_id: u64) -> Option<LocalId> {
-        self.store
-            .find_by_hubspot_id(self.portal, ObjectType::Contacts, HubspotId(hubspot_id))
-            .await
-            .expect("store read")
-            .map(|r| r.local_id)
-    }
-
-    async fn hubspot_id_of(&self, local_id: LocalId) -> Option<u64> {
-        self.store
-            .get_record(self.portal, ObjectType::Contacts, local_id)
-            .await
-            .expect("store read")
-            .and_then(|r| r.hubspot_id)
-            .map(|h| h.0)
-    }
-
-    /// One random edit on one side.
-    async fn step(&mut self) {
-        let roll: f64 = self.rng.random();
-        if roll < 0.40 {
-            // A person edits a title in HubSpot (a seeded record, or one the app created).
-            let target = if self.rng.random_bool(0.8) || self.local.is_empty() {
-                let (email, id) = self.remote[self.rng.random_range(0..self.remote.len())].clone();
-                Some((email, id))
-            } else {
-                let (email, local_id) = self.local[self.rng.random_range(0..self.local.len())].clone();
-                self.hubspot_id_of(local_id).await.map(|id| (email, id))
-            };
-            let Some((email, id)) = target else {
-                self.figures.skipped += 1;
-                return;
-            };
-            let marker = self.marker("r");
-            self.admin.update(PORTAL, ObjectKind::Contact, id, [("jobtitle", marker.clone())], DEFAULT_USER_ID).expect("remote edit");
-            self.expected.entry(email).or_default().title = Some(marker);
-            self.figures.remote_edits += 1;
-        } else if roll < 0.80 {
-            // The app edits a last name (a record it imported, or one it created).
-            let target = if self.rng.random_bool(0.7) || self.local.is_empty() {
-                let (email, id) = self.remote[self.rng.random_range(0..self.remote.len())].clone();
-                self.local_id_of(id).await.map(|l| (email, l))
-            } else {
-                let (email, local_id) = self.local[self.rng.random_range(0..self.local.len())].clone();
-                Some((email, local_id))
-            };
-            let Some((email, local_id)) = target else {
-                self.figures.skipped += 1;
-                return;
-            };
-            let marker = self.marker("l");
-            let changes: Changes = [("last_name".to_owned(), json!(marker))].into_iter().collect();
-            let updated = self.store.update_record(self.portal, ObjectType::Contacts, local_id, &changes).await.expect("local edit");
-            assert!(updated.is_some(), "local row {} vanished", local_id.0);
-            self.expected.entry(email).or_default().last_name = Some(marker);
-            self.figures.local_edits += 1;
-        } else if roll < 0.90 {
-            let marker = self.marker("lc");
-            let email = format!("{marker}@app.crash.example");
-            let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
-            let row = self.store.insert_record(self.portal, ObjectType::Contacts, &fields).await.expect("local create");
-            self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
-            self.local.push((email, row.local_id));
-            self.figures.local_creates += 1;
-        } else {
-            let marker = self.marker("rc");
-            let email = format!("{marker}@hubspot.crash.example");
-            let id = self
-                .admin
-                .create(
-                    PORTAL,
-                    ObjectKind::Contact,
-                    [("email", email.clone()), ("firstname", "Hub".to_owned()), ("lastname", marker.clone()), ("jobtitle", marker.clone())],
-                    DEFAULT_USER_ID,
-                )
-                .expect("remote create");
-            self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
-            self.remote.push((email, id));
-            self.figures.remote_creates += 1;
-        }
-    }
-
-    /// Edits until `until`, at roughly `per_second` edits a second.
-    async fn run_until(&mut self, until: Instant, per_second: u32) {
-        let gap = Duration::from_secs(1) / per_second.max(1);
-        while Instant::now() < until {
-            self.step().await;
-            tokio::time::sleep(gap).await;
-        }
-    }
-}
+use rand::Rng;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -174,55 +40,6 @@ async fn start_emulator(seed: u64, contacts: usize) -> (EmulatorHandle, Vec<(Str
         .expect("seed");
     let remote = remote_contacts(&admin).into_iter().map(|(email, id, _)| (email, id)).collect();
     (emulator, remote)
-}
-
-/// Every live HubSpot contact: (email, id, properties).
-fn remote_contacts(admin: &hubsync_emulator::Admin) -> Vec<(String, u64, Value)> {
-    let dump = admin.dump(PORTAL).expect("dump");
-    dump["objects"]["contacts"]["live"]
-        .as_array()
-        .expect("contacts")
-        .iter()
-        .filter_map(|c| {
-            let email = c["properties"]["email"].as_str()?.to_ascii_lowercase();
-            let id = c["id"].as_str()?.parse().ok()?;
-            Some((email, id, c["properties"].clone()))
-        })
-        .collect()
-}
-
-/// Every live local contact, by lower-cased primary email.
-async fn local_contacts(store: &Arc<dyn Store>) -> BTreeMap<String, Vec<FieldMap>> {
-    let mut out: BTreeMap<String, Vec<FieldMap>> = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let rows = store.list_records(PortalId(PORTAL), ObjectType::Contacts, after, 500, &[]).await.expect("list");
-        let Some(last) = rows.last() else { break };
-        after = Some(last.local_id);
-        for row in rows.into_iter().filter(|r| !r.deleted) {
-            if let Some(email) = row.fields.get("email_addresses").as_array().and_then(|a| a.first()).and_then(Value::as_str) {
-                out.entry(email.to_ascii_lowercase()).or_default().push(row.fields.clone());
-            }
-        }
-    }
-    out
-}
-
-/// Waits until the emulator has nothing left to deliver and both queues stay empty.
-async fn wait_quiet(admin: &hubsync_emulator::Admin, store: &Arc<dyn Store>, serve: &mut ServeProcess, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let mut quiet = 0;
-    while quiet < 3 {
-        admin.wait_webhooks_idle(Duration::from_secs(10)).await;
-        let depths = store.queue_depths(PortalId(PORTAL)).await.expect("depths");
-        let pending = admin.webhooks_pending(PORTAL).expect("pending");
-        quiet = if depths.outbox == 0 && depths.inbox == 0 && pending == 0 { quiet + 1 } else { 0 };
-        if let Some(status) = serve.child.try_wait().expect("try_wait") {
-            panic!("hubsync serve exited ({status}) while settling:\n{}", serve.log_text());
-        }
-        assert!(Instant::now() < deadline, "queues did not drain within {timeout:?}: {depths:?}, {pending} webhooks pending");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,26 +73,9 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
     };
     admin.set_webhook(PORTAL, Some(spec.webhook_target()), None).expect("webhook target");
 
-    let mut editors = Editors {
-        rng: StdRng::seed_from_u64(seed),
-        seq: 0,
-        admin: admin.clone(),
-        store: Arc::clone(&store),
-        portal: PortalId(PORTAL),
-        expected: BTreeMap::new(),
-        remote,
-        local: Vec::new(),
-        figures: Figures::default(),
-    };
+    let mut editors = Editors::new(seed, admin.clone(), Arc::clone(&store), remote);
     // The app already has some contacts of its own.
-    for _ in 0..(seeded / 10) {
-        let marker = editors.marker("lc");
-        let email = format!("{marker}@app.crash.example");
-        let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
-        let row = store.insert_record(PortalId(PORTAL), ObjectType::Contacts, &fields).await.expect("insert");
-        editors.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
-        editors.local.push((email, row.local_id));
-    }
+    editors.app_creates(seeded / 10).await;
 
     let rate = if long { 80 } else { 60 };
     let mut kill_log = Vec::new();
@@ -325,34 +125,10 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
     assert_eq!(depths.dead_letters, 0, "nothing may be dead-lettered");
 
     // No edit lost: the last marker of every field is on both sides, exactly once.
-    let remote_by_email: BTreeMap<String, Vec<Value>> = remote_contacts(&admin).into_iter().fold(BTreeMap::new(), |mut m, (e, _, p)| {
-        m.entry(e).or_default().push(p);
-        m
-    });
-    let local_by_email = local_contacts(&store).await;
-    let mut lost = Vec::new();
-    for (email, want) in &editors.expected {
-        let remote = remote_by_email.get(email).map(Vec::as_slice).unwrap_or(&[]);
-        let local = local_by_email.get(email).map(Vec::as_slice).unwrap_or(&[]);
-        if remote.len() != 1 || local.len() != 1 {
-            lost.push(format!("{email}: {} in HubSpot, {} locally", remote.len(), local.len()));
-            continue;
-        }
-        let (r, l) = (&remote[0], &local[0]);
-        if let Some(title) = &want.title
-            && (r["jobtitle"].as_str() != Some(title) || l.get("title").as_str() != Some(title))
-        {
-            lost.push(format!("{email}: title {title} — HubSpot {}, local {}", r["jobtitle"], l.get("title")));
-        }
-        if let Some(name) = &want.last_name
-            && (r["lastname"].as_str() != Some(name) || l.get("last_name").as_str() != Some(name))
-        {
-            lost.push(format!("{email}: last_name {name} — HubSpot {}, local {}", r["lastname"], l.get("last_name")));
-        }
-    }
+    let lost = editors.lost_edits().await;
     assert!(lost.is_empty(), "{} edits lost or duplicated, e.g.:\n{}", lost.len(), lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
     assert_eq!(
-        remote_by_email.len(),
+        remote_contacts(&admin).len(),
         seeded + seeded / 10 + f.local_creates as usize + f.remote_creates as usize,
         "HubSpot holds exactly the seeded, the app's and the people's contacts"
     );

@@ -415,3 +415,262 @@ impl TestDatabase {
         self.admin.close().await;
     }
 }
+
+// ----- reliability suite: both sides editing, with a marker per edit ---------------------------
+
+/// Two editors — a person in HubSpot (the emulator's admin API) and the app (writes through the
+/// store, captured by the triggers) — and the check that no edit was lost.
+pub mod twoway {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use hubsync_core::{Changes, FieldMap, HubspotId, LocalId, ObjectType, PortalId};
+    use hubsync_emulator::{DEFAULT_USER_ID, ObjectKind};
+    use hubsync_store::Store;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{Value, json};
+
+    use super::{PORTAL, ServeProcess};
+
+    /// The last marker each side wrote, per record (keyed by its email, which nobody edits).
+    #[derive(Debug, Default, Clone)]
+    pub struct Expected {
+        /// Written by HubSpot users (`jobtitle`), or by the app when it created the record.
+        pub title: Option<String>,
+        /// Written by the app (`last_name`), or by the HubSpot user who created the record.
+        pub last_name: Option<String>,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Figures {
+        pub remote_edits: u64,
+        pub local_edits: u64,
+        pub local_creates: u64,
+        pub remote_creates: u64,
+        pub skipped: u64,
+    }
+
+    /// The two sides' editors: a person in HubSpot (emulator admin API) and the app (SQL writes
+    /// through the store, captured by the triggers).
+    pub struct Editors {
+        pub rng: StdRng,
+        pub seq: u64,
+        pub admin: hubsync_emulator::Admin,
+        pub store: Arc<dyn Store>,
+        pub portal: PortalId,
+        pub expected: BTreeMap<String, Expected>,
+        /// Records created in HubSpot (seeded or by a person): (email, HubSpot id).
+        pub remote: Vec<(String, u64)>,
+        /// Records the app created: (email, local id).
+        pub local: Vec<(String, LocalId)>,
+        pub figures: Figures,
+    }
+
+    impl Editors {
+        pub fn marker(&mut self, side: &str) -> String {
+            self.seq += 1;
+            format!("{side}-{}", self.seq)
+        }
+
+        async fn local_id_of(&self, hubspot_id: u64) -> Option<LocalId> {
+            self.store
+                .find_by_hubspot_id(self.portal, ObjectType::Contacts, HubspotId(hubspot_id))
+                .await
+                .expect("store read")
+                .map(|r| r.local_id)
+        }
+
+        async fn hubspot_id_of(&self, local_id: LocalId) -> Option<u64> {
+            self.store
+                .get_record(self.portal, ObjectType::Contacts, local_id)
+                .await
+                .expect("store read")
+                .and_then(|r| r.hubspot_id)
+                .map(|h| h.0)
+        }
+
+        /// One random edit on one side.
+        pub async fn step(&mut self) {
+            let roll: f64 = self.rng.random();
+            if roll < 0.40 {
+                // A person edits a title in HubSpot (a seeded record, or one the app created).
+                let target = if self.rng.random_bool(0.8) || self.local.is_empty() {
+                    let (email, id) = self.remote[self.rng.random_range(0..self.remote.len())].clone();
+                    Some((email, id))
+                } else {
+                    let (email, local_id) = self.local[self.rng.random_range(0..self.local.len())].clone();
+                    self.hubspot_id_of(local_id).await.map(|id| (email, id))
+                };
+                let Some((email, id)) = target else {
+                    self.figures.skipped += 1;
+                    return;
+                };
+                let marker = self.marker("r");
+                self.admin.update(PORTAL, ObjectKind::Contact, id, [("jobtitle", marker.clone())], DEFAULT_USER_ID).expect("remote edit");
+                self.expected.entry(email).or_default().title = Some(marker);
+                self.figures.remote_edits += 1;
+            } else if roll < 0.80 {
+                // The app edits a last name (a record it imported, or one it created).
+                let target = if self.rng.random_bool(0.7) || self.local.is_empty() {
+                    let (email, id) = self.remote[self.rng.random_range(0..self.remote.len())].clone();
+                    self.local_id_of(id).await.map(|l| (email, l))
+                } else {
+                    let (email, local_id) = self.local[self.rng.random_range(0..self.local.len())].clone();
+                    Some((email, local_id))
+                };
+                let Some((email, local_id)) = target else {
+                    self.figures.skipped += 1;
+                    return;
+                };
+                let marker = self.marker("l");
+                let changes: Changes = [("last_name".to_owned(), json!(marker))].into_iter().collect();
+                let updated = self.store.update_record(self.portal, ObjectType::Contacts, local_id, &changes).await.expect("local edit");
+                assert!(updated.is_some(), "local row {} vanished", local_id.0);
+                self.expected.entry(email).or_default().last_name = Some(marker);
+                self.figures.local_edits += 1;
+            } else if roll < 0.90 {
+                let marker = self.marker("lc");
+                let email = format!("{marker}@app.crash.example");
+                let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
+                let row = self.store.insert_record(self.portal, ObjectType::Contacts, &fields).await.expect("local create");
+                self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+                self.local.push((email, row.local_id));
+                self.figures.local_creates += 1;
+            } else {
+                let marker = self.marker("rc");
+                let email = format!("{marker}@hubspot.crash.example");
+                let id = self
+                    .admin
+                    .create(
+                        PORTAL,
+                        ObjectKind::Contact,
+                        [("email", email.clone()), ("firstname", "Hub".to_owned()), ("lastname", marker.clone()), ("jobtitle", marker.clone())],
+                        DEFAULT_USER_ID,
+                    )
+                    .expect("remote create");
+                self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+                self.remote.push((email, id));
+                self.figures.remote_creates += 1;
+            }
+        }
+
+        /// Edits until `until`, at roughly `per_second` edits a second.
+        pub async fn run_until(&mut self, until: Instant, per_second: u32) {
+            let gap = Duration::from_secs(1) / per_second.max(1);
+            while Instant::now() < until {
+                self.step().await;
+                tokio::time::sleep(gap).await;
+            }
+        }
+    }
+
+    /// Every live HubSpot contact: (email, id, properties).
+    pub fn remote_contacts(admin: &hubsync_emulator::Admin) -> Vec<(String, u64, Value)> {
+        let dump = admin.dump(PORTAL).expect("dump");
+        dump["objects"]["contacts"]["live"]
+            .as_array()
+            .expect("contacts")
+            .iter()
+            .filter_map(|c| {
+                let email = c["properties"]["email"].as_str()?.to_ascii_lowercase();
+                let id = c["id"].as_str()?.parse().ok()?;
+                Some((email, id, c["properties"].clone()))
+            })
+            .collect()
+    }
+
+    /// Every live local contact, by lower-cased primary email.
+    pub async fn local_contacts(store: &Arc<dyn Store>) -> BTreeMap<String, Vec<FieldMap>> {
+        let mut out: BTreeMap<String, Vec<FieldMap>> = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let rows = store.list_records(PortalId(PORTAL), ObjectType::Contacts, after, 500, &[]).await.expect("list");
+            let Some(last) = rows.last() else { break };
+            after = Some(last.local_id);
+            for row in rows.into_iter().filter(|r| !r.deleted) {
+                if let Some(email) = row.fields.get("email_addresses").as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+                    out.entry(email.to_ascii_lowercase()).or_default().push(row.fields.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until the emulator has nothing left to deliver and both queues stay empty.
+    pub async fn wait_quiet(admin: &hubsync_emulator::Admin, store: &Arc<dyn Store>, serve: &mut ServeProcess, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut quiet = 0;
+        while quiet < 3 {
+            admin.wait_webhooks_idle(Duration::from_secs(10)).await;
+            let depths = store.queue_depths(PortalId(PORTAL)).await.expect("depths");
+            let pending = admin.webhooks_pending(PORTAL).expect("pending");
+            quiet = if depths.outbox == 0 && depths.inbox == 0 && pending == 0 { quiet + 1 } else { 0 };
+            if let Some(status) = serve.child.try_wait().expect("try_wait") {
+                panic!("hubsync serve exited ({status}) while settling:\n{}", serve.log_text());
+            }
+            assert!(Instant::now() < deadline, "queues did not drain within {timeout:?}: {depths:?}, {pending} webhooks pending");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    impl Editors {
+        /// Editors over `remote` (HubSpot's existing contacts), seeded.
+        pub fn new(seed: u64, admin: hubsync_emulator::Admin, store: Arc<dyn Store>, remote: Vec<(String, u64)>) -> Editors {
+            Editors {
+                rng: StdRng::seed_from_u64(seed),
+                seq: 0,
+                admin,
+                store,
+                portal: PortalId(PORTAL),
+                expected: BTreeMap::new(),
+                remote,
+                local: Vec::new(),
+                figures: Figures::default(),
+            }
+        }
+
+        /// The app creates `n` contacts of its own.
+        pub async fn app_creates(&mut self, n: usize) {
+            for _ in 0..n {
+                let marker = self.marker("lc");
+                let email = format!("{marker}@app.reliability.example");
+                let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
+                let row = self.store.insert_record(self.portal, ObjectType::Contacts, &fields).await.expect("insert");
+                self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+                self.local.push((email, row.local_id));
+            }
+        }
+
+        /// Every record whose last markers are not exactly once on both sides, described.
+        pub async fn lost_edits(&self) -> Vec<String> {
+            let remote_by_email: BTreeMap<String, Vec<Value>> = remote_contacts(&self.admin).into_iter().fold(BTreeMap::new(), |mut m, (e, _, p)| {
+                m.entry(e).or_default().push(p);
+                m
+            });
+            let local_by_email = local_contacts(&self.store).await;
+            let mut lost = Vec::new();
+            for (email, want) in &self.expected {
+                let remote = remote_by_email.get(email).map(Vec::as_slice).unwrap_or(&[]);
+                let local = local_by_email.get(email).map(Vec::as_slice).unwrap_or(&[]);
+                if remote.len() != 1 || local.len() != 1 {
+                    lost.push(format!("{email}: {} in HubSpot, {} locally", remote.len(), local.len()));
+                    continue;
+                }
+                let (r, l) = (&remote[0], &local[0]);
+                if let Some(title) = &want.title
+                    && (r["jobtitle"].as_str() != Some(title) || l.get("title").as_str() != Some(title))
+                {
+                    lost.push(format!("{email}: title {title} — HubSpot {}, local {}", r["jobtitle"], l.get("title")));
+                }
+                if let Some(name) = &want.last_name
+                    && (r["lastname"].as_str() != Some(name) || l.get("last_name").as_str() != Some(name))
+                {
+                    lost.push(format!("{email}: last_name {name} — HubSpot {}, local {}", r["lastname"], l.get("last_name")));
+                }
+            }
+            lost
+        }
+    }
+}
