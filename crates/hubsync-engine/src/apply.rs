@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hubsync_core::merge::{MergeInput, merge};
 use hubsync_core::{FieldMap, Fingerprint, HubspotId, ObjectType, PortalId};
-use hubsync_store::{ApplyOp, InboundUpsert, LocalRecord, OutboxOp, SyncState};
+use hubsync_store::{ApplyOp, Filter, FilterOp, InboundUpsert, LocalRecord, OutboxOp, SyncState};
 use serde_json::json;
 
 use crate::{Engine, EngineError, counters, property_fields};
@@ -73,6 +73,16 @@ pub async fn plan(
     let mut stats = PlanStats::default();
     // A local row linked earlier in this batch must not be linked twice.
     let mut linked_rows: BTreeSet<(ObjectType, i64)> = BTreeSet::new();
+    // Linking by key only matters while the app has rows HubSpot has never seen; skip the
+    // lookups (a scan of the key column) when it has none, as in most imports.
+    let mut can_link: BTreeMap<ObjectType, bool> = BTreeMap::new();
+    for ty in states.iter().map(|s| s.object_type).collect::<BTreeSet<_>>() {
+        let unlinked = [
+            Filter::new("hubspot_id", FilterOp::IsNull, serde_json::Value::Null),
+            Filter::new("deleted_at", FilterOp::IsNull, serde_json::Value::Null),
+        ];
+        can_link.insert(ty, store.count_records(portal, ty, &unlinked).await? > 0);
+    }
 
     for state in states {
         let ty = state.object_type;
@@ -88,7 +98,12 @@ pub async fn plan(
                 }
                 continue;
             }
-            if let Some(candidate) = link_candidate(engine, portal, &state).await? {
+            let candidate = if can_link.get(&ty).copied().unwrap_or(false) {
+                link_candidate(engine, portal, &state).await?
+            } else {
+                None
+            };
+            if let Some(candidate) = candidate {
                 if linked_rows.insert((ty, candidate.local_id.0)) {
                     local = Some(candidate);
                     linking = true;
@@ -126,6 +141,12 @@ pub async fn plan(
             store.get_sync_state(portal, ty, local.local_id).await?
         };
         let base = sync.as_ref().and_then(|s| s.base.clone());
+        if sync.as_ref().and_then(|s| s.remote_updated_at).is_some_and(|seen| state.updated_at < seen) {
+            // Read before a change we already hold (a read that raced a push): nothing new. A
+            // remote change it might carry has its own event, which triggers a fresh read.
+            stats.echoes += 1;
+            continue;
+        }
         if is_echo(&state, base.as_ref(), sync.as_ref()) {
             stats.echoes += 1;
             if source == Source::Events {

@@ -37,6 +37,10 @@ const MAX_SLOTS: u64 = 1024;
 /// Free slots in a row after which a count stops (tolerates holes left by dead processes).
 const FREE_RUN: u64 = 3;
 
+/// The owner name membership probes use; shared, so that concurrent probes never mistake one
+/// another for a live process.
+const PROBE_OWNER: &str = "membership-probe";
+
 /// The owner name of the one process on a SQLite database.
 pub const SINGLE_PROCESS_OWNER: &str = "single-process";
 
@@ -165,7 +169,6 @@ impl Ownership {
             }
         }
         let mine = self.slot.map(|(slot, _)| slot);
-        let probe = format!("{}/probe", self.owner);
         let (mut live, mut free_run) = (0usize, 0u64);
         for slot in 0..MAX_SLOTS {
             if Some(slot) == mine {
@@ -173,10 +176,11 @@ impl Ownership {
                 free_run = 0;
                 continue;
             }
-            // A zero-length acquisition succeeds only on a free slot, and leaves it free.
+            // A zero-length acquisition succeeds only on a free slot (or one another probe
+            // touched: the probe owner is shared), and leaves it free.
             if self
                 .store
-                .try_acquire_lease(slot_id(slot), &probe, Duration::ZERO)
+                .try_acquire_lease(slot_id(slot), PROBE_OWNER, Duration::ZERO)
                 .await?
                 .is_some()
             {

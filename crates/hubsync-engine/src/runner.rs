@@ -71,7 +71,13 @@ pub async fn run(
     let mut next = Instant::now();
     'run: loop {
         supervisor.tick().await;
-        next = (next + supervisor.period()).max(Instant::now());
+        // Below its fair share (a process just joined), it looks for free portals more often.
+        let step = if supervisor.hungry {
+            supervisor.period() / 3
+        } else {
+            supervisor.period()
+        };
+        next = (next + step).max(Instant::now());
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break 'run,
@@ -87,8 +93,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Renewals in flight at once (each is one short statement).
-const RENEWALS_IN_FLIGHT: usize = 8;
+/// Lease statements in flight at once (renewals, acquisitions).
+const IN_FLIGHT: usize = 8;
 
 /// One portal run by this process.
 struct Held {
@@ -110,6 +116,8 @@ struct Supervisor {
     /// Portals whose workers are finishing before their lease is given up; yields the lease.
     retiring: JoinSet<Lease>,
     retiring_ids: BTreeSet<PortalId>,
+    /// Whether the last round ended below the fair share.
+    hungry: bool,
 }
 
 impl Supervisor {
@@ -126,6 +134,7 @@ impl Supervisor {
             held: BTreeMap::new(),
             retiring: JoinSet::new(),
             retiring_ids: BTreeSet::new(),
+            hungry: false,
         }
     }
 
@@ -142,7 +151,6 @@ impl Supervisor {
 
     /// One round: renewals, heartbeat, stops, rebalancing, acquisitions.
     async fn tick(&mut self) {
-        let started = Instant::now();
         self.renew_all().await;
         let live = match self.ownership.heartbeat().await {
             Ok(live) => Some(live),
@@ -190,30 +198,40 @@ impl Supervisor {
             self.retire(newest);
         }
         if self.held.len() < share {
-            let mut free: Vec<&Portal> = active
+            let mut free: Vec<Portal> = active
                 .values()
                 .filter(|p| {
                     !self.held.contains_key(&p.portal_id)
                         && !self.retiring_ids.contains(&p.portal_id)
                 })
+                .cloned()
                 .collect();
             free.shuffle(&mut rand::rng());
-            // Half a period at most, so that the next renewals start on time.
-            let stop_at = started + self.period() / 2;
-            for portal in free {
-                if self.held.len() >= share || Instant::now() >= stop_at {
-                    break;
-                }
-                match self.ownership.acquire(portal.portal_id).await {
-                    Ok(Some(lease)) => self.start(lease, portal.clone()),
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(portal = %portal.portal_id, %error, "cannot take the portal's lease");
-                        break;
+            // Half a period at most, so that the next renewals start about on time.
+            let stop_at = Instant::now() + self.period() / 2;
+            while self.held.len() < share && !free.is_empty() && Instant::now() < stop_at {
+                // Never more attempts at once than portals still missing, so never over the share.
+                let batch: Vec<Portal> = free
+                    .drain(..(share - self.held.len()).min(free.len()).min(IN_FLIGHT))
+                    .collect();
+                let results: Vec<(Portal, Result<Option<Lease>, StoreError>)> =
+                    futures::stream::iter(batch)
+                        .map(|portal| acquire(&self.ownership, portal))
+                        .buffer_unordered(IN_FLIGHT)
+                        .collect()
+                        .await;
+                for (portal, result) in results {
+                    match result {
+                        Ok(Some(lease)) => self.start(lease, portal),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(portal = %portal.portal_id, %error, "cannot take the portal's lease")
+                        }
                     }
                 }
             }
         }
+        self.hungry = self.held.len() < share;
         metrics::gauge!("hubsync_portals_held").set(self.held.len() as f64);
         metrics::gauge!("hubsync_live_processes").set(live as f64);
         tracing::debug!(
@@ -232,7 +250,7 @@ impl Supervisor {
         let results: Vec<(Lease, std::time::Instant, Result<bool, StoreError>)> =
             futures::stream::iter(leases)
                 .map(|lease| renew(&self.ownership, lease))
-                .buffer_unordered(RENEWALS_IN_FLIGHT)
+                .buffer_unordered(IN_FLIGHT)
                 .collect()
                 .await;
         let validity = self.validity();
@@ -325,6 +343,15 @@ impl Supervisor {
         }
         self.ownership.leave().await;
     }
+}
+
+/// Tries to take a portal's lease.
+async fn acquire(
+    ownership: &Ownership,
+    portal: Portal,
+) -> (Portal, Result<Option<Lease>, StoreError>) {
+    let result = ownership.acquire(portal.portal_id).await;
+    (portal, result)
 }
 
 /// Renews one lease, noting when the renewal started (the lease runs a period from then).
