@@ -207,7 +207,31 @@ async fn under_webhook_api_token_and_budget_faults_nothing_is_lost_duplicated_or
         depths.dead_letters,
         started.elapsed().as_secs_f64()
     );
-    assert!(convergence.is_identical(), "the two sides differ after the soak:\n{}", common::describe_convergence(&convergence));
+    if !convergence.is_identical() {
+        // Evidence for the report: what hubsync believed about each differing record.
+        let mut evidence = String::new();
+        for t in convergence.types.values() {
+            for d in t.differences.iter().take(5) {
+                let sync = store.get_sync_state(PortalId(PORTAL), hubsync_core::ObjectType::Contacts, d.local_id).await.ok().flatten();
+                let row = store.get_record(PortalId(PORTAL), hubsync_core::ObjectType::Contacts, d.local_id).await.ok().flatten();
+                let remote = admin.get(PORTAL, hubsync_emulator::ObjectKind::Contact, d.hubspot_id.0).ok().flatten();
+                evidence.push_str(&format!(
+                    "local {} / hubspot {}:\n  sync base {:?}\n  base_ts {:?} remote_updated_at {:?} synced_at {:?}\n  local updated_at {:?}\n  hubspot updatedAt {} lastname {}\n",
+                    d.local_id.0,
+                    d.hubspot_id,
+                    sync.as_ref().and_then(|s| s.base.as_ref().map(|b| b.get("last_name").clone())),
+                    sync.as_ref().map(|s| s.base_ts.get("last_name").copied()),
+                    sync.as_ref().and_then(|s| s.remote_updated_at),
+                    sync.as_ref().and_then(|s| s.synced_at),
+                    row.map(|r| r.updated_at),
+                    remote.as_ref().map(|r| r["updatedAt"].clone()).unwrap_or_default(),
+                    remote.as_ref().map(|r| r["properties"]["lastname"].clone()).unwrap_or_default(),
+                ));
+            }
+        }
+        let counters = store.counters(PortalId(PORTAL)).await.unwrap_or_default();
+        panic!("the two sides differ after the soak:\n{}{evidence}counters {counters:?}", common::describe_convergence(&convergence));
+    }
     assert!(lost.is_empty(), "{} edits lost or duplicated, e.g.:\n{}", lost.len(), lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
     assert_eq!(depths.dead_letters, 0, "nothing may be dead-lettered");
     assert!(non_search.is_empty(), "idle hubsync made calls other than reconcile searches (a loop?): {non_search:?}");
