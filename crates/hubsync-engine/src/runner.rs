@@ -3,21 +3,23 @@
 //! and portals come and go, and all stopped by one shutdown signal.
 //!
 //! # Ownership
-//! Several identical processes may share one database. A supervisor in each process, every
-//! third of the lease period ([`EngineSettings::lease_period`](crate::EngineSettings)):
-//! 1. renews its membership and counts the live processes ([`Ownership::heartbeat`]);
-//! 2. renews the lease of every portal it runs, and stops a portal's workers at once when a
+//! Several identical processes may share one database. A supervisor in each process, in rounds
+//! started every third of the lease period ([`EngineSettings::lease_period`](crate::EngineSettings)):
+//! 1. renews the lease of every portal it runs, and stops a portal's workers at once when a
 //!    renewal fails (the lease moved on, or could not be renewed for so long that it may have);
+//! 2. renews its membership and counts the live processes ([`Ownership::heartbeat`]);
 //! 3. stops the workers of portals removed or no longer active (parked, needing re-authorisation);
 //! 4. gives away portals beyond its fair share (`ceil(active portals / live processes)`), newest
 //!    first, after their in-flight steps finish;
-//! 5. takes free or expired portal leases up to its fair share.
+//! 5. takes free or expired portal leases up to its fair share (more often while below it).
 //!
-//! A dead process's leases expire after one period and the others notice within a third more,
+//! A dead process's leases expire after one lease period and the others notice within a round,
 //! so its portals resume within 2 × the period, from committed state: claimed queue items return
-//! when their claim leases run out. Every write a portal's workers make carries the lease's
-//! fence, so a process that lost a lease while paused has its writes refused. With SQLite (one
-//! process) the same path runs: the process simply wins every lease.
+//! when their claim leases run out. Every database write a portal's workers make carries the
+//! lease's fence, so a process that lost a lease while paused has its writes refused; HubSpot
+//! cannot check a fence, so the outbound worker also stops writing there once its [`Tenure`]
+//! has not been renewed for two thirds of the period. With SQLite (one process) the same path
+//! runs: the process wins every lease, at once even after a crash (see [`crate::lease`]).
 //!
 //! # Loops
 //! A loop calls its worker's single step until the step reports no work, then waits for a
@@ -143,8 +145,8 @@ impl Supervisor {
         self.ownership.ttl() / 3
     }
 
-    /// How long a renewal keeps the workers writing to HubSpot: two thirds of the period, so
-    /// that they stop well before another process could take the lease over.
+    /// How long a renewal keeps the workers writing to HubSpot: two thirds of the lease period,
+    /// so that they stop well before another process could take the lease over.
     fn validity(&self) -> Duration {
         self.ownership.ttl() - self.period()
     }
