@@ -73,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = store.pool().clone();
     let baseline = app_updates(&pool, records, "Baseline", true).await?;
     report("app updates, capture skipped", records, baseline);
+    let cpu_before_capture = cpu_time();
     let capture = app_updates(&pool, records, "Principal", false).await?;
     report("app updates, captured", records, capture);
     assert_eq!(store.queue_depths(PORTAL).await?.outbox, records as u64);
@@ -134,6 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ack += ack_started.elapsed();
     }
     let drain = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before_capture);
     report("claim + load + merge + ack", drained, drain);
     report("  of which claim", drained, claim);
     report("  of which load (records + sync state)", drained, load);
@@ -144,6 +146,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         records,
         capture.saturating_sub(baseline) + drain,
     );
+    // Wall time depends on what else the machine runs; the process's CPU time (all threads,
+    // SQLite's included) is what the work costs.
+    report("capture + merge, CPU time", records, cpu);
     store.close().await;
     Ok(())
 }
@@ -181,6 +186,25 @@ async fn app_updates(
         tx.commit().await?;
     }
     Ok(started.elapsed())
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (Linux; zero
+/// elsewhere).
+fn cpu_time() -> Duration {
+    const TICKS_PER_SECOND: u64 = 100;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
 fn report(what: &str, n: usize, took: Duration) {

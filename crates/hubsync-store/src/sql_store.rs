@@ -1615,42 +1615,64 @@ impl<B: Backend> Store for SqlStore<B> {
             return Ok(Vec::new());
         }
         let now = now_ms();
+        let until = now.saturating_add(millis(lease));
+        let scan = i64::from(limit).saturating_mul(4);
         let mut tx = self.db.begin().await?;
-        if B::DIALECT == Dialect::Postgres {
-            // One claimer per portal at a time, so that a record's items are never split
-            // between two workers; SKIP LOCKED below keeps claims off rows an ack is deleting.
-            B::exec(
-                &mut tx,
-                Sql::Static("SELECT pg_advisory_xact_lock(hashtextextended('hubsync_outbox:' || $1::text, 0))"),
-                vec![pid(portal)],
-            )
-            .await?;
-        }
-        let rows = B::fetch(
-            &mut tx,
-            pick::<B>(
-                include_str!("../queries/sqlite/claim_outbox.sql"),
-                include_str!("../queries/postgres/claim_outbox.sql"),
-            ),
-            vec![
-                pid(portal),
-                worker.into(),
-                int(now.saturating_add(millis(lease))),
-                int(now),
-                int(i64::from(limit)),
-                int(i64::from(limit).saturating_mul(4)),
-            ],
-        )
-        .await?;
-        B::commit(tx).await?;
         let rows = match B::DIALECT {
-            Dialect::Postgres => rows,
-            // SQLite returns each item as one JSON cell: far cheaper than seven columns.
-            Dialect::Sqlite => rows
-                .iter()
-                .map(|row| Row::from_json(row.json("outbox", "item")?))
-                .collect::<Result<Vec<_>, _>>()?,
+            Dialect::Postgres => {
+                // One claimer per portal at a time, so that a record's items are never split
+                // between two workers; SKIP LOCKED keeps a claim off rows an ack is deleting.
+                B::exec(
+                    &mut tx,
+                    Sql::Static("SELECT pg_advisory_xact_lock(hashtextextended('hubsync_outbox:' || $1::text, 0))"),
+                    vec![pid(portal)],
+                )
+                .await?;
+                B::fetch(
+                    &mut tx,
+                    Sql::Static(include_str!("../queries/postgres/claim_outbox.sql")),
+                    vec![
+                        pid(portal),
+                        worker.into(),
+                        int(until),
+                        int(now),
+                        int(i64::from(limit)),
+                        int(scan),
+                    ],
+                )
+                .await?
+            }
+            Dialect::Sqlite => {
+                // The one writer selects the items as one JSON cell, then leases exactly them.
+                let selected = B::fetch(
+                    &mut tx,
+                    Sql::Static(include_str!("../queries/sqlite/claim_outbox.sql")),
+                    vec![pid(portal), int(now), int(i64::from(limit)), int(scan)],
+                )
+                .await?;
+                let items = match first(selected) {
+                    Some(row) => Row::many_from_json(&row.text("outbox", "items")?)?,
+                    None => Vec::new(),
+                };
+                let ids = items
+                    .iter()
+                    .map(|item| item.i64("outbox", "id").map(Value::from))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !ids.is_empty() {
+                    B::exec(
+                        &mut tx,
+                        Sql::Static(
+                            "UPDATE outbox SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+                             WHERE id IN (SELECT value FROM json_each($3))",
+                        ),
+                        vec![worker.into(), int(until), json_arg(Value::Array(ids))],
+                    )
+                    .await?;
+                }
+                items
+            }
         };
+        B::commit(tx).await?;
         let claims = coalesce_claims(rows)?;
         tracing::debug!(portal = %portal, worker, records = claims.len(), "claimed outbox");
         Ok(claims)
