@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{APP, PORTAL, ServeProcess, ServeSpec, TOKEN, WEBHOOK_SECRET};
 use hubsync_core::{FieldMap, ObjectType, PortalId};
 use hubsync_emulator::{Emulator, EmulatorConfig, PortalConfig, Tier};
-use hubsync_store::{PortalAuth, Store};
+use hubsync_store::PortalAuth;
 use serde_json::json;
 
 const OTHER: u64 = 62599;
