@@ -32,7 +32,9 @@ if [[ $long == 1 ]]; then
   if cargo +nightly fuzz --version >/dev/null 2>&1; then
     secs="${FUZZ_SECONDS:-300}"
     for target in webhook_delivery webhook_signature filter_params mapping_files; do
-      (cd fuzz && cargo +nightly fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=4096)
+      mkdir -p "fuzz/corpus/$target"
+      (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$secs" -max_len=4096 -rss_limit_mb=4096)
     done
   else
     echo "NOTICE: cargo-fuzz or a nightly toolchain is missing; the fuzz targets ran only as property tests" >&2

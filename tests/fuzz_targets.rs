@@ -197,25 +197,28 @@ proptest! {
     }
 }
 
-/// Every input a fuzzer ever crashed on stays a test: `fuzz/regressions/<target>/<file>`.
+/// Every input a fuzzer ever crashed on stays a test (`fuzz/regressions/<target>/<file>`), and
+/// the seed inputs (`fuzz/seeds/<target>/`) stay valid.
 #[test]
 fn saved_fuzz_crashes_stay_fixed() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut ran = 0;
-    for (target, run) in [
-        ("webhook_delivery", harness::webhook_delivery as fn(&[u8])),
-        ("webhook_signature", harness::webhook_signature),
-        ("filter_params", |d: &[u8]| harness::filter_params(mappings(), d)),
-        ("mapping_files", harness::mapping_files),
-    ] {
-        let Ok(entries) = std::fs::read_dir(root.join(target)) else { continue };
-        for entry in entries.flatten() {
-            if entry.path().extension().is_some_and(|e| e == "md") {
-                continue;
+    for root in [fuzz.join("regressions"), fuzz.join("seeds")] {
+        for (target, run) in [
+            ("webhook_delivery", harness::webhook_delivery as fn(&[u8])),
+            ("webhook_signature", harness::webhook_signature),
+            ("filter_params", |d: &[u8]| harness::filter_params(mappings(), d)),
+            ("mapping_files", harness::mapping_files),
+        ] {
+            let Ok(entries) = std::fs::read_dir(root.join(target)) else { continue };
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "md") {
+                    continue;
+                }
+                let data = std::fs::read(entry.path()).expect("read regression input");
+                run(&data);
+                ran += 1;
             }
-            let data = std::fs::read(entry.path()).expect("read regression input");
-            run(&data);
-            ran += 1;
         }
     }
     eprintln!("{ran} saved fuzz inputs replayed");
