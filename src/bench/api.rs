@@ -18,7 +18,7 @@ use hubsync_server::unified::{UnifiedConfig, create_api_key, router_with};
 use hubsync_store::{ApplyOp, InboundUpsert, Portal, PortalAuth, PortalStatus};
 use serde_json::json;
 
-use super::report::{Metric, Report, ms, percentile, round};
+use super::report::{CpuUse, Metric, Report, ms, percentile, round};
 
 const PORTAL: PortalId = PortalId(62515);
 
@@ -181,6 +181,7 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
 
     println!("concurrent: {} pages over {} connections…", options.requests, options.connections);
     let per = (options.requests / options.connections.max(1)).max(1);
+    let cpu_before = CpuUse::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..options.connections {
@@ -200,6 +201,7 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
         all.extend(t.await.context("a client task")??);
     }
     let elapsed = started.elapsed();
+    let cpu = CpuUse::now().since(cpu_before);
     all.sort_unstable();
     report.metric(
         Metric::new(format!("pages/s, {} connections", options.connections), round(all.len() as f64 / elapsed.as_secs_f64(), 0), "requests/s")
@@ -207,6 +209,7 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
     );
     report.metric(Metric::new(format!("p50 under load ({} connections)", options.connections), ms(percentile(&all, 50.0)), "ms"));
     report.metric(Metric::new(format!("p99 under load ({} connections)", options.connections), ms(percentile(&all, 99.0)), "ms"));
+    report.cpu("concurrent phase (server and clients)", cpu, elapsed);
     report.metric(Metric::new("page size", round(bytes as f64 / options.sequential.max(1) as f64 / 1024.0, 1), "KiB"));
     report.metric(Metric::new("mirror seeding (inbound apply)", round(options.contacts as f64 / seeded.as_secs_f64(), 0), "records/s"));
     report.note("the load loop is reqwest in the same process, sharing the 2 cores with the server and SQLite; wrk or oha on another machine would load the server alone");

@@ -16,7 +16,7 @@ use hubsync_core::{FieldMap, Fingerprint, HubspotId, ObjectType, PolicySet, Port
 use hubsync_store::{AckOutcome, ApplyOp, InboundUpsert, OutboundAck, SqliteStore, Store};
 use serde_json::json;
 
-use super::report::{Metric, Report, round};
+use super::report::{CpuUse, Metric, Report, round};
 
 const PORTAL: PortalId = PortalId(1);
 
@@ -85,6 +85,7 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
     // Capture: the app updates every row, one UPDATE per row, `tx_rows` per transaction.
     println!("app updates, {} rows per transaction…", options.tx_rows);
     let pool = store.pool().clone();
+    let cpu_before = CpuUse::now();
     let started = Instant::now();
     let mut i = 0;
     while i < n {
@@ -159,6 +160,7 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
         ack_time += t.elapsed();
     }
     let drain = started.elapsed();
+    let cpu = CpuUse::now().since(cpu_before);
     let rate = |d: Duration| round(n as f64 / d.as_secs_f64().max(1e-9), 0);
 
     report.metric(
@@ -171,6 +173,7 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
     report.metric(Metric::new("  of which merge + fingerprint", round(merge_time.as_secs_f64(), 3), "s"));
     report.metric(Metric::new("  of which ack (base, fingerprint, outbox)", round(ack_time.as_secs_f64(), 3), "s"));
     report.metric(Metric::new("records merged with exactly the one local change", one_sided as f64, "records").target(format!("= {n}"), |v| v == n as f64));
+    report.cpu("capture + drain", cpu, capture + drain);
     report.metric(Metric::new("seed (inbound apply, not captured)", rate(seed), "records/s"));
     report.note("SQLite in WAL mode with synchronous=NORMAL in a temporary folder; the app's SQL and hubsync share the store's connection pool");
     store.close().await;

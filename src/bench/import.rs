@@ -23,7 +23,7 @@ use hubsync_store::{Filter, FilterOp, Portal, PortalAuth, PortalStatus, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::report::{Metric, Report, proc_status_mib, round};
+use super::report::{CpuUse, Metric, Report, proc_status_mib, round};
 use super::testbed::{APP, PAGE, PORTAL, TIER_BURST, TOKEN, WINDOW, least_time};
 
 /// `hubsync bench import`
@@ -142,6 +142,7 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
     let peak_before = proc_status_mib("VmHWM:");
 
     println!("importing…");
+    let cpu_before = CpuUse::now();
     let started = Instant::now();
     let mut imported = 0u64;
     let mut samples: Vec<(f64, u64)> = vec![(0.0, 0)];
@@ -169,6 +170,7 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
         }
     }
     let took = started.elapsed();
+    let cpu = CpuUse::now().since(cpu_before);
     let peak = proc_status_mib("VmHWM:");
     let stats = emulator.admin(reqwest::Method::GET, "stats", None).await?;
     let ours = &stats["portals"][PORTAL.to_string()];
@@ -205,11 +207,14 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
     } else {
         report.note("the import fits in the first window's budget, so its rate measures local speed, not the budget");
     }
-    report.metric(Metric::new("hubsync peak memory (VmHWM) after the import", peak, "MiB"));
+    report.cpu("import (hubsync alone)", cpu, took);
+    report.metric(Metric::new("hubsync CPU time per list page", round(cpu.cpu.as_secs_f64() * 1000.0 / requests.max(1) as f64, 2), "ms").bound(WINDOW.as_secs_f64() * 1000.0 / f64::from(TIER_BURST)));
+    report.metric(Metric::new("hubsync peak memory (VmHWM) after the import", peak, "MiB").target("< 200 MiB", |v| v < 200.0));
     report.metric(Metric::new("hubsync peak memory before the import", peak_before, "MiB"));
     if let Some(child) = child_peak {
         report.metric(Metric::new("emulator (child process) peak memory", child, "MiB"));
     }
+    report.note("peak memory: the issue's 200 MB target is for 1,000,000 records; the import streams one page at a time, so hubsync's peak does not grow with the portal's size");
     report.note("the search-lane parallel variant is not measured: the engine's import reads list pages only (reconcile::import_step); it has no search-lane split of the id range yet");
     report.note("the emulator runs as a child process (`hubsync sim`) so that VmHWM is hubsync's own; pages are committed one transaction each with the import cursor");
     store.close().await;

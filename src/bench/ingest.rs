@@ -28,7 +28,7 @@ use hubsync_store::{Portal, PortalAuth, PortalStatus};
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::report::{Metric, Report, ms, percentile, round};
+use super::report::{CpuUse, Metric, Report, ms, percentile, round};
 
 const PORTAL: PortalId = PortalId(62515);
 const SECRET: &str = "bench-ingest-secret";
@@ -160,6 +160,7 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
     println!("throughput: {} senders for {} s…", options.clients, options.seconds);
     let inbox_before = store.queue_depths(PORTAL).await?.inbox;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let cpu_before = CpuUse::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..options.clients {
@@ -176,7 +177,9 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
     for task in tasks {
         latencies.extend(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = CpuUse::now().since(cpu_before);
+    let wall = started.elapsed();
+    let elapsed = wall.as_secs_f64();
     let sent = latencies.len() as u64 * options.events_per_delivery;
     let stored = store.queue_depths(PORTAL).await?.inbox - inbox_before;
     latencies.sort_unstable();
@@ -185,6 +188,7 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
             .target("≥ 50,000", |v| v >= 50_000.0),
     );
     report.metric(Metric::new("events stored / events sent", stored as f64, "events").bound(sent as f64));
+    report.cpu("throughput phase (receiver and senders)", cpu, wall);
     report.metric(Metric::new("closed-loop ack p50", ms(percentile(&latencies, 50.0)), "ms"));
     report.metric(Metric::new("closed-loop ack p99", ms(percentile(&latencies, 99.0)), "ms"));
 

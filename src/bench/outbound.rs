@@ -21,7 +21,7 @@ use hubsync_emulator::Faults;
 use hubsync_engine::outbound;
 use serde_json::json;
 
-use super::report::{Metric, Report, round};
+use super::report::{CpuUse, Metric, Report, round};
 use super::testbed::{Bed, BedOptions, PAGE, TIER_BURST, WINDOW, least_time};
 
 /// `hubsync bench outbound`
@@ -76,6 +76,7 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
     let client_before = api.stats();
 
     println!("pushing through the outbound worker…");
+    let cpu_before = CpuUse::now();
     let started = Instant::now();
     let mut samples = vec![Sample { at: 0.0, written: 0 }];
     let mut written = 0u64;
@@ -101,6 +102,7 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
         }
     }
     let took = started.elapsed();
+    let cpu = CpuUse::now().since(cpu_before);
     let stats = admin.stats().portal(super::testbed::PORTAL);
     let client = api.stats();
     let write_calls = bed.write_calls();
@@ -157,6 +159,7 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
     }
     report.metric(Metric::new("contacts in HubSpot afterwards", remote as f64, "records").target(format!("= {n}"), |v| v == n as f64));
     report.metric(Metric::new("dead-lettered", dead_lettered as f64, "records").target("0", |v| v == 0.0));
+    report.cpu("push (hubsync and the in-process emulator)", cpu, took);
     report.metric(Metric::new("app insert (set-up, captured)", round(n as f64 / insert_took.as_secs_f64(), 0), "records/s"));
     report.note(format!(
         "burst budget: {TIER_BURST} requests per real 10 s rolling window{}; our share {per_window}/window = {bound_rate:.0} records/s",

@@ -81,6 +81,37 @@ pub fn thread_cpu_time() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// CPU time the process's threads used, and the time they were runnable but waited for a CPU
+/// (summed from `/proc/self/task/*/schedstat`). The second shows how much other processes on
+/// the shared cores held a scenario back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuUse {
+    /// Time on a CPU.
+    pub cpu: Duration,
+    /// Time runnable but waiting in a run queue.
+    pub waited: Duration,
+}
+
+impl CpuUse {
+    /// The process's figures now (zeros where unavailable).
+    pub fn now() -> CpuUse {
+        let mut total = CpuUse::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return total };
+        for task in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
+            let mut fields = text.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+            total.cpu += Duration::from_nanos(fields.next().unwrap_or(0));
+            total.waited += Duration::from_nanos(fields.next().unwrap_or(0));
+        }
+        total
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(self, earlier: CpuUse) -> CpuUse {
+        CpuUse { cpu: self.cpu.saturating_sub(earlier.cpu), waited: self.waited.saturating_sub(earlier.waited) }
+    }
+}
+
 /// One figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metric {
@@ -230,6 +261,15 @@ impl ReportBuilder {
     /// Adds a note.
     pub fn note(&mut self, note: impl Into<String>) -> &mut Self {
         self.report.notes.push(note.into());
+        self
+    }
+
+    /// Adds the process's CPU use over a measured phase of `wall` length: CPU seconds, and the
+    /// seconds its threads were runnable but waited for a CPU (other processes' share).
+    pub fn cpu(&mut self, phase: &str, used: CpuUse, wall: Duration) -> &mut Self {
+        let wall = wall.as_secs_f64().max(1e-9);
+        self.metric(Metric::new(format!("{phase}: hubsync CPU time (all threads)"), round(used.cpu.as_secs_f64(), 2), "s").bound(wall));
+        self.metric(Metric::new(format!("{phase}: runnable but waiting for a CPU"), round(used.waited.as_secs_f64(), 2), "s").bound(wall));
         self
     }
 

@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::report::{Metric, Report, ms, percentile, round};
+use super::report::{CpuUse, Metric, Report, ms, percentile, round};
 use super::testbed::{Bed, BedOptions, PAGE, PORTAL};
 
 /// `hubsync bench soak`
@@ -176,6 +176,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
     let mut rng = StdRng::seed_from_u64(17);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / (2.0 * options.rate)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cpu_before = CpuUse::now();
     let edits_started = Instant::now();
     let (mut app_edits, mut remote_edits) = (0u64, 0u64);
     let mut k = 0u64;
@@ -202,6 +203,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
         }
     }
     let editing = edits_started.elapsed();
+    let cpu = CpuUse::now().since(cpu_before);
     println!("waiting for the last edits to arrive…");
     let deadline = Instant::now() + Duration::from_secs(60);
     while (outbound.outstanding() > 0 || inbound.outstanding() > 0) && Instant::now() < deadline {
@@ -260,6 +262,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
     report.metric(Metric::new("echoes dropped by origin marker", delta(counters::ECHO_ORIGIN) as f64, "events"));
     report.metric(Metric::new("echoes dropped by fingerprint/base", delta(counters::ECHO_FINGERPRINT) as f64, "events"));
     report.metric(Metric::new("webhook events delivered", stats.webhook_events_delivered as f64, "events"));
+    report.cpu("editing (hubsync, emulator and watchers)", cpu, editing);
     let identical = convergence.is_identical();
     report.metric(Metric::new("both sides identical at the end", if identical { 1.0 } else { 0.0 }, "bool").target("1", |v| v == 1.0));
     report.note(format!(
