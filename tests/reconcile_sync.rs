@@ -110,3 +110,27 @@ async fn full_pass_finds_remote_deletes_and_unsynced_local_edits() {
     assert_eq!(report.equal, 19);
     let _: Changes = Changes::new();
 }
+
+#[tokio::test]
+async fn incremental_walk_passes_the_10000_result_cap_without_skipping_or_looping() {
+    let bed = TestBed::start().await;
+    let admin = bed.emulator.admin();
+    admin.seed(PORTAL, &SeedSpec { contacts: 12_000, duplicate_share: 0.0, ..SeedSpec::default() }).unwrap();
+    admin.flush_search(PORTAL).unwrap();
+    // Seeding writes many records within one millisecond: the window's boundary timestamps are
+    // shared by many records, which an offset- or timestamp-paged walk would skip or repeat.
+    let dump = admin.dump(PORTAL).unwrap();
+    let stamps: std::collections::BTreeSet<&str> = dump["objects"]["contacts"]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["properties"]["lastmodifieddate"].as_str())
+        .collect();
+    assert!(stamps.len() < 12_000, "records share timestamps");
+
+    let report = reconcile::incremental_pass(&bed.engine, bed.portal, ObjectType::Contacts).await.unwrap();
+    assert_eq!(report.seen, 12_000, "{report:?}");
+    assert_eq!(report.searches, 61, "60 full pages of 200 and one empty one");
+    let live = [Filter::new("deleted_at", FilterOp::IsNull, serde_json::Value::Null)];
+    assert_eq!(bed.store().count_records(bed.portal, ObjectType::Contacts, &live).await.unwrap(), 12_000);
+}

@@ -454,7 +454,7 @@ async fn push_creates(
             Err(error) if error.is_permanent_for_request() => {
                 let Some(p) = batch.into_iter().next() else { continue };
                 match error.hubspot_error().and_then(HubspotError::existing_id) {
-                    Some(existing) => link_existing(api, ty, p, existing, results, engine.settings.max_attempts).await?,
+                    Some(existing) => link_existing(engine, api, portal, ty, p, existing, results).await?,
                     None => results.dead_letter(&p.claim, error_category(&error), error.to_string(), json!({"properties": p.properties})),
                 }
             }
@@ -483,14 +483,13 @@ async fn settle_creates(
         .iter()
         .filter_map(|o| o.object.property(HUBSYNC_ID_PROPERTY).map(|h| (h, o)))
         .collect();
-    let _ = portal;
     for p in batch {
         let hubsync_id = p.properties.get(HUBSYNC_ID_PROPERTY).cloned().unwrap_or_default();
         if let Some(object) = by_hubsync_id.get(hubsync_id.as_str()) {
             results.written(&p, object.object.id, Some(&object.object));
         } else if let Some(error) = response.error_for_id(&hubsync_id) {
             match error.existing_id() {
-                Some(existing) => link_existing(api, ty, p, existing, results, engine.settings.max_attempts).await?,
+                Some(existing) => link_existing(engine, api, portal, ty, p, existing, results).await?,
                 None => results.dead_letter(&p.claim, error.category(), error.message.clone(), json!({"properties": p.properties})),
             }
         } else {
@@ -506,15 +505,55 @@ async fn settle_creates(
 }
 
 /// Links a local record to the HubSpot record that already holds its unique value, then writes
-/// the local state to it.
+/// the local state to it — unless another local row already holds that record (two app rows
+/// with one email): HubSpot cannot hold both, so this one is dead-lettered with the reason.
 async fn link_existing(
+    engine: &Engine,
     api: &hubsync_hubspot::PortalClient,
+    portal: PortalId,
     ty: ObjectType,
     mut p: Pending,
     existing: HubspotId,
     results: &mut Results,
-    max_attempts: u32,
 ) -> Result<(), EngineError> {
+    let claimed_in_step = results.acks.iter().any(|a| {
+        matches!(&a.outcome, AckOutcome::Written { hubspot_id, .. } if *hubspot_id == existing)
+            && a.range.local_id != p.claim.local_id
+    });
+    let holder = engine
+        .store
+        .find_by_hubspot_id(portal, ty, existing)
+        .await?
+        .filter(|row| row.local_id != p.claim.local_id && !row.deleted);
+    // The existing record may have been made by hubsync for another local row whose answer
+    // was lost (a failed batch that HubSpot partly carried out): its `hubsync_id` says whose.
+    let ours = p.properties.get(HUBSYNC_ID_PROPERTY).cloned();
+    let owner = if claimed_in_step || holder.is_some() {
+        None
+    } else {
+        results.step.calls += 1;
+        let key = hubsync_hubspot::model::ObjectKey::Id(existing);
+        match api.get(ty, &key, &[HUBSYNC_ID_PROPERTY.to_owned()], false).await {
+            Ok(object) => object.property(HUBSYNC_ID_PROPERTY).filter(|h| !h.is_empty()).map(str::to_owned),
+            Err(error) if error.is_portal_blocked() => return Err(error.into()),
+            Err(_) => None,
+        }
+    };
+    let owned_by_other = owner.is_some() && owner != ours;
+    if claimed_in_step || holder.is_some() || owned_by_other {
+        let other = match holder {
+            Some(h) => format!("local record {}", h.local_id.0),
+            None => "another local record".to_owned(),
+        };
+        results.dead_letter(
+            &p.claim,
+            "CONFLICT",
+            format!("HubSpot record {existing} already holds this record's unique value and is linked to {other}"),
+            json!({"existing_id": existing, "properties": p.properties}),
+        );
+        return Ok(());
+    }
+    let max_attempts = engine.settings.max_attempts;
     tracing::info!(object_type = %ty, local_id = p.claim.local_id.0, hubspot_id = %existing, "linking to the existing HubSpot record");
     p.properties.remove(HUBSYNC_ID_PROPERTY);
     p.hubspot_id = Some(existing);
