@@ -178,7 +178,24 @@ pub async fn push_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<
     }
 
     if !results.acks.is_empty() {
-        engine.store.ack_outbound(portal, std::mem::take(&mut results.acks), tenure.map(Tenure::fence)).await?;
+        // Never acknowledge two local rows onto one HubSpot record: the second is a duplicate
+        // HubSpot folded into the first (it would also break the one-to-one sync state).
+        let mut seen = std::collections::BTreeSet::new();
+        let (acks, duplicates): (Vec<_>, Vec<_>) = std::mem::take(&mut results.acks).into_iter().partition(|a| match &a.outcome {
+            AckOutcome::Written { hubspot_id, .. } => seen.insert(*hubspot_id),
+            AckOutcome::Deleted => true,
+        });
+        for dup in duplicates {
+            results.failures.push(OutboundFailure {
+                range: dup.range,
+                reason: "HubSpot holds this record as the same record as another local row in this batch".to_owned(),
+                category: "CONFLICT".to_owned(),
+                retry_at: None,
+                payload: json!({}),
+            });
+            results.step.dead_lettered += 1;
+        }
+        engine.store.ack_outbound(portal, acks, tenure.map(Tenure::fence)).await?;
     }
     if !results.failures.is_empty() {
         engine.store.fail_outbound(portal, std::mem::take(&mut results.failures)).await?;
