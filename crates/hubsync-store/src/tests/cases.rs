@@ -1847,3 +1847,69 @@ pub async fn a_capture_wakes_a_waiting_worker(h: Harness) {
         .unwrap();
     assert!(woken);
 }
+
+fn now_ms() -> Millis {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+pub async fn plain_sql_writes_without_timestamps_get_them_and_are_captured_once(h: Harness) {
+    let before = now_ms();
+    h.app
+        .exec(
+            "INSERT INTO contacts (portal_id, first_name, email_addresses) \
+             VALUES (7, 'Zed', '[\"zed@x.example\"]')",
+            Vec::new(),
+        )
+        .await;
+    let found = h
+        .store
+        .find_by_key(
+            P,
+            ObjectType::Contacts,
+            "email_addresses",
+            &json!("zed@x.example"),
+        )
+        .await
+        .unwrap();
+    let inserted = found.first().expect("inserted").clone();
+    assert!(inserted.created_at >= before - 5, "created_at is now");
+    assert_eq!(inserted.updated_at, inserted.created_at);
+    assert_eq!(
+        h.store.queue_depths(P).await.unwrap().outbox,
+        1,
+        "insert captured once"
+    );
+
+    h.app
+        .exec(
+            "UPDATE contacts SET first_name = 'Zed2' WHERE portal_id = 7",
+            Vec::new(),
+        )
+        .await;
+    let updated = h
+        .store
+        .get_record(P, ObjectType::Contacts, inserted.local_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        updated.updated_at > inserted.updated_at,
+        "update bumps updated_at"
+    );
+    assert_eq!(updated.created_at, inserted.created_at);
+    assert_eq!(updated.fields.get("first_name"), &json!("Zed2"));
+    let outbox: i64 = match &h.app {
+        super::AppDb::Sqlite(db) => sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap(),
+        super::AppDb::Postgres(db) => sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(outbox, 2, "the update is captured exactly once");
+}

@@ -198,6 +198,7 @@ macro_rules! conformance_suite {
             records_written_through_the_store_are_captured,
             malformed_app_json_is_readable_for_dead_lettering,
             a_capture_wakes_a_waiting_worker,
+            plain_sql_writes_without_timestamps_get_them_and_are_captured_once,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
