@@ -84,7 +84,7 @@ pub async fn plan(
         can_link.insert(ty, store.count_records(portal, ty, &unlinked).await? > 0);
     }
 
-    for state in states {
+    for mut state in states {
         let ty = state.object_type;
         let mut local = store.find_by_hubspot_id(portal, ty, state.hubspot_id).await?;
         let mut linking = false;
@@ -103,11 +103,11 @@ pub async fn plan(
             } else {
                 None
             };
-            if let Some(candidate) = candidate {
-                if linked_rows.insert((ty, candidate.local_id.0)) {
-                    local = Some(candidate);
-                    linking = true;
-                }
+            if let Some(candidate) = candidate
+                && linked_rows.insert((ty, candidate.local_id.0))
+            {
+                local = Some(candidate);
+                linking = true;
             }
         }
 
@@ -141,11 +141,16 @@ pub async fn plan(
             store.get_sync_state(portal, ty, local.local_id).await?
         };
         let base = sync.as_ref().and_then(|s| s.base.clone());
-        if sync.as_ref().and_then(|s| s.remote_updated_at).is_some_and(|seen| state.updated_at < seen) {
-            // Read before a change we already hold (a read that raced a push): nothing new. A
-            // remote change it might carry has its own event, which triggers a fresh read.
-            stats.echoes += 1;
-            continue;
+        if let Some(sync) = &sync
+            && sync.remote_updated_at.is_some_and(|seen| state.updated_at < seen)
+        {
+            // A read that raced a push: older than what the push wrote, it says nothing about
+            // the fields written since (their base is newer); it still tells the others.
+            let known: BTreeSet<String> = match state.scope.take() {
+                Some(scope) => scope,
+                None => state.fields.iter().map(|(field, _)| field.to_owned()).collect(),
+            };
+            state.scope = Some(known.into_iter().filter(|f| sync.base_ts.get(f).is_none_or(|ts| *ts <= state.updated_at)).collect());
         }
         if is_echo(&state, base.as_ref(), sync.as_ref()) {
             stats.echoes += 1;
