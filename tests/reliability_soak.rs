@@ -118,7 +118,8 @@ async fn under_webhook_api_token_and_budget_faults_nothing_is_lost_duplicated_or
             ("HUBSYNC_HUBSPOT__CLIENT_ID".into(), CLIENT_ID.into()),
             ("HUBSYNC_HUBSPOT__CLIENT_SECRET".into(), CLIENT_SECRET.into()),
             ("HUBSYNC_HUBSPOT__BURST_TIER".into(), "110".into()),
-            ("HUBSYNC_RECONCILE__INTERVAL_SECS".into(), "5".into()),
+            // The default reconcile interval (300 s): the full pass after the load has the drift to repair.
+            ("HUBSYNC_RECONCILE__INTERVAL_SECS".into(), "300".into()),
         ],
     };
     admin.set_webhook(PORTAL, Some(spec.webhook_target()), None).expect("target");
