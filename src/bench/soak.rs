@@ -218,9 +218,11 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
     let stats = admin.stats().portal(PORTAL);
     let counters_after = bed.engine.store.counters(bed.portal).await?;
     let delta = |name: &str| counters_after.get(name).copied().unwrap_or(0) - counters_before.get(name).copied().unwrap_or(0);
+    // Checked while the runner still holds the portal (stopping it unregisters the client).
+    let convergence = converge::check(&bed.engine, bed.portal).await;
     let _ = stop_tx.send(true);
     let _ = workers.await;
-    let convergence = converge::check(&bed.engine, bed.portal).await?;
+    let convergence = convergence?;
 
     let mut out_lat = std::mem::take(&mut *outbound.seen.lock());
     let mut in_lat = std::mem::take(&mut *inbound.seen.lock());
