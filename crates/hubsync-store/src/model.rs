@@ -46,9 +46,10 @@ pub struct LocalRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
-    /// Equal.
+    /// Equal. Strings compare ignoring case on text columns, as HubSpot's search does; a
+    /// number compared with a custom field compares numerically (see [`FilterOp::Gte`]).
     Eq,
-    /// Not equal (rows without a value do not match).
+    /// Not equal (rows without a value do not match). Ignores case like [`FilterOp::Eq`].
     Neq,
     /// Less than.
     Lt,
@@ -56,11 +57,15 @@ pub enum FilterOp {
     Lte,
     /// Greater than.
     Gt,
-    /// Greater than or equal.
+    /// Greater than or equal. With a number operand on a custom field, the stored value
+    /// compares as a number whether it is a JSON number or a string spelling one (`"60000"`);
+    /// a value that is not a number matches no numeric comparison. The same holds for
+    /// `Eq`, `Neq`, `Lt`, `Lte` and `Gt`.
     Gte,
     /// Equal to one of a list of values.
     In,
-    /// A list column holds the value, or a text column contains it as a substring.
+    /// A list column holds the value, or a text column contains it as a substring. Strings
+    /// match ignoring case (`email_addresses contains "Ann@X.example"` finds `ann@x.example`).
     Contains,
     /// Has no value.
     IsNull,

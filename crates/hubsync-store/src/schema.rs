@@ -461,15 +461,30 @@ fn column_condition(
                 format!("NOT {is_null}")
             })
         }
-        (Kind::List, FilterOp::Contains) => match dialect {
-            Dialect::Sqlite => {
+        (Kind::List, FilterOp::Contains) => match (dialect, &filter.value) {
+            // Strings in a list (emails, phone numbers) match ignoring case, as HubSpot's do.
+            (Dialect::Sqlite, Value::String(s)) => {
+                let p = binder.bind(Arg::Text(Some(s.to_lowercase())));
+                Ok(format!(
+                    "EXISTS (SELECT 1 FROM json_each({}) WHERE lower(json_each.value) = {p})",
+                    json_list(Dialect::Sqlite, name)
+                ))
+            }
+            (Dialect::Postgres, Value::String(s)) => {
+                let p = binder.bind(Arg::Text(Some(s.to_lowercase())));
+                Ok(format!(
+                    "EXISTS (SELECT 1 FROM jsonb_array_elements_text({}) e WHERE lower(e) = {p})",
+                    json_list(Dialect::Postgres, name)
+                ))
+            }
+            (Dialect::Sqlite, _) => {
                 let p = binder.bind(sqlite_json_scalar(field, &filter.value)?);
                 Ok(format!(
                     "EXISTS (SELECT 1 FROM json_each({}) WHERE json_each.value = {p})",
                     json_list(Dialect::Sqlite, name)
                 ))
             }
-            Dialect::Postgres => {
+            (Dialect::Postgres, _) => {
                 let p = binder.bind(Arg::Json(Some(Value::Array(vec![filter.value.clone()]))));
                 Ok(format!("{name} @> {p}"))
             }
@@ -489,6 +504,14 @@ fn column_condition(
             })
         }
         (_, FilterOp::Contains) => Err(filter_error(field, "contains needs a text or list field")),
+        (Kind::Text, FilterOp::Eq | FilterOp::Neq) if filter.value.is_string() => {
+            // Text equality ignores case, as HubSpot's search does (EQ/NEQ on strings).
+            let p = typed(
+                binder,
+                &Value::String(filter.value.as_str().unwrap_or_default().to_lowercase()),
+            )?;
+            Ok(format!("lower({name}) {} {p}", sql_op(filter.op)))
+        }
         (_, FilterOp::In) => {
             let Value::Array(values) = &filter.value else {
                 return Err(filter_error(field, "in needs a list"));
@@ -574,8 +597,40 @@ fn custom_condition(
             Ok(format!("{extract} IN ({})", placeholders.join(", ")))
         }
         op => {
+            if let Value::Number(n) = &filter.value {
+                // Custom values are often numbers stored as strings (HubSpot sends every
+                // property as a string): compare numerically, and let a value that is not a
+                // number match nothing rather than fail the query or sort by type.
+                let number = numeric(dialect, &extract);
+                let p = match dialect {
+                    Dialect::Sqlite => binder.bind(sqlite_json_scalar(field, &filter.value)?),
+                    Dialect::Postgres => {
+                        let p = binder.bind(Arg::Text(Some(n.to_string())));
+                        format!("CAST({p} AS numeric)")
+                    }
+                };
+                return Ok(format!("{number} {} {p}", sql_op(op)));
+            }
             let p = operand(binder, &filter.value)?;
             Ok(format!("{extract} {} {p}", sql_op(op)))
         }
+    }
+}
+
+/// The custom value `extract` as a number: a JSON number, or a string that spells one;
+/// NULL for anything else.
+fn numeric(dialect: Dialect, extract: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(
+            "(CASE WHEN typeof({extract}) IN ('integer', 'real') THEN {extract} \
+             WHEN typeof({extract}) = 'text' AND trim({extract}) GLOB '*[0-9]*' \
+             AND trim({extract}) NOT GLOB '*[^0-9.eE+-]*' THEN CAST(trim({extract}) AS REAL) END)"
+        ),
+        Dialect::Postgres => format!(
+            "(CASE WHEN jsonb_typeof({extract}) = 'number' THEN ({extract} #>> '{{}}')::numeric \
+             WHEN jsonb_typeof({extract}) = 'string' AND btrim({extract} #>> '{{}}') \
+             ~ '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$' \
+             THEN btrim({extract} #>> '{{}}')::numeric END)"
+        ),
     }
 }

@@ -1913,3 +1913,77 @@ pub async fn plain_sql_writes_without_timestamps_get_them_and_are_captured_once(
     };
     assert_eq!(outbox, 2, "the update is captured exactly once");
 }
+
+async fn listed(h: &Harness, object_type: ObjectType, filter: Filter) -> Vec<LocalRecord> {
+    h.store
+        .list_records(P, object_type, None, 100, &[filter])
+        .await
+        .unwrap()
+}
+
+pub async fn numeric_filters_on_custom_fields_compare_numbers(h: Harness) {
+    h.app
+        .exec(
+            "INSERT INTO companies (portal_id, name, custom_fields) VALUES \
+             (7, 'small-text', '{\"arr__c\": \"9000\"}'), \
+             (7, 'big-text', '{\"arr__c\": \"60000\"}'), \
+             (7, 'big-number', '{\"arr__c\": 75000.5}'), \
+             (7, 'small-number', '{\"arr__c\": 100}'), \
+             (7, 'garbage', '{\"arr__c\": \"lots\"}'), \
+             (7, 'missing', '{}')",
+            Vec::new(),
+        )
+        .await;
+    let names = |records: Vec<LocalRecord>| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r.fields.get("name").as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let gte = Filter::new("custom_fields.arr__c", FilterOp::Gte, json!(50000));
+    assert_eq!(
+        names(listed(&h, ObjectType::Companies, gte).await),
+        ["big-text", "big-number"]
+    );
+    let lt = Filter::new("custom_fields.arr__c", FilterOp::Lt, json!(10000));
+    assert_eq!(
+        names(listed(&h, ObjectType::Companies, lt).await),
+        ["small-text", "small-number"],
+        "a non-numeric value matches no numeric comparison"
+    );
+    let eq = Filter::new("custom_fields.arr__c", FilterOp::Eq, json!(60000));
+    assert_eq!(
+        names(listed(&h, ObjectType::Companies, eq).await),
+        ["big-text"]
+    );
+    let text = Filter::new("custom_fields.arr__c", FilterOp::Eq, json!("lots"));
+    assert_eq!(
+        names(listed(&h, ObjectType::Companies, text).await),
+        ["garbage"]
+    );
+}
+
+pub async fn email_and_text_filters_ignore_case(h: Harness) {
+    let id = app_insert_contact(&h, "Ann", "Ann.Lee@Example.com").await;
+    let contains = Filter::new(
+        "email_addresses",
+        FilterOp::Contains,
+        json!("ann.lee@example.COM"),
+    );
+    let found = listed(&h, ObjectType::Contacts, contains).await;
+    assert_eq!(found.iter().map(|r| r.local_id).collect::<Vec<_>>(), [id]);
+    let eq = Filter::new("first_name", FilterOp::Eq, json!("ANN"));
+    let found = listed(&h, ObjectType::Contacts, eq).await;
+    assert_eq!(found.iter().map(|r| r.local_id).collect::<Vec<_>>(), [id]);
+    let neq = Filter::new("first_name", FilterOp::Neq, json!("ann"));
+    assert!(listed(&h, ObjectType::Contacts, neq).await.is_empty());
+    let other = Filter::new(
+        "email_addresses",
+        FilterOp::Contains,
+        json!("lee@example.com"),
+    );
+    assert!(
+        listed(&h, ObjectType::Contacts, other).await.is_empty(),
+        "a list holds whole values, not substrings"
+    );
+}

@@ -199,6 +199,8 @@ macro_rules! conformance_suite {
             malformed_app_json_is_readable_for_dead_lettering,
             a_capture_wakes_a_waiting_worker,
             plain_sql_writes_without_timestamps_get_them_and_are_captured_once,
+            numeric_filters_on_custom_fields_compare_numbers,
+            email_and_text_filters_ignore_case,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
