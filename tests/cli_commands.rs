@@ -1,6 +1,8 @@
 //! The `hubsync` binary's subcommands, run as a user would, against a real SQLite store and the
 //! emulator.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Output;

@@ -1,6 +1,8 @@
 //! Inbound: HubSpot changes reach the app's tables through signed webhooks, in order, once, and
 //! our own writes never come back.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{PORTAL, TestBed};

@@ -1,5 +1,7 @@
 //! Outbound: app writes reach HubSpot in as few calls as the batch limit allows, once.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::TestBed;

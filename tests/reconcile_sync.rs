@@ -1,6 +1,8 @@
 //! Reconciliation: the initial import links instead of duplicating, and incremental passes
 //! repair what the event stream missed.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{PORTAL, TestBed};

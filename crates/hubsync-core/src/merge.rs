@@ -239,10 +239,18 @@ mod tests {
     use serde_json::json;
 
     fn map(pairs: &[(&str, &str)]) -> FieldMap {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect()
     }
 
-    fn run(base: Option<&FieldMap>, local: &FieldMap, remote: &FieldMap, policy: &PolicySet) -> MergeOutcome {
+    fn run(
+        base: Option<&FieldMap>,
+        local: &FieldMap,
+        remote: &FieldMap,
+        policy: &PolicySet,
+    ) -> MergeOutcome {
         merge(MergeInput {
             base,
             local,
@@ -261,8 +269,14 @@ mod tests {
         let local = map(&[("a", "L"), ("b", "1")]);
         let remote = map(&[("a", "1"), ("b", "R")]);
         let out = run(Some(&base), &local, &remote, &PolicySet::default());
-        assert_eq!(out.remote_changes, BTreeMap::from([("a".into(), json!("L"))]));
-        assert_eq!(out.local_changes, BTreeMap::from([("b".into(), json!("R"))]));
+        assert_eq!(
+            out.remote_changes,
+            BTreeMap::from([("a".into(), json!("L"))])
+        );
+        assert_eq!(
+            out.local_changes,
+            BTreeMap::from([("b".into(), json!("R"))])
+        );
         assert!(out.conflicts.is_empty());
         assert_eq!(out.merged, map(&[("a", "L"), ("b", "R")]));
     }
@@ -297,7 +311,10 @@ mod tests {
             (ConflictPolicy::LatestWins, "R", Side::Remote),
         ];
         for (policy, value, winner) in cases {
-            let set = PolicySet { default: policy, fields: BTreeMap::new() };
+            let set = PolicySet {
+                default: policy,
+                fields: BTreeMap::new(),
+            };
             let out = run(Some(&base), &local, &remote, &set);
             assert_eq!(out.merged.get("a"), &json!(value), "{policy:?}");
             assert_eq!(out.conflicts.len(), 1);
@@ -344,7 +361,10 @@ mod tests {
         let base = map(&[("a", "1")]);
         let local = FieldMap::new();
         let out = run(Some(&base), &local, &base, &PolicySet::default());
-        assert_eq!(out.remote_changes, BTreeMap::from([("a".into(), Value::Null)]));
+        assert_eq!(
+            out.remote_changes,
+            BTreeMap::from([("a".into(), Value::Null)])
+        );
         assert!(!out.merged.contains("a"));
     }
 
@@ -365,8 +385,14 @@ mod tests {
             remote_scope: Some(&scope),
             policy: &PolicySet::default(),
         });
-        assert_eq!(out.local_changes, BTreeMap::from([("a".into(), json!("R"))]));
-        assert_eq!(out.remote_changes, BTreeMap::from([("b".into(), json!("L"))]));
+        assert_eq!(
+            out.local_changes,
+            BTreeMap::from([("a".into(), json!("R"))])
+        );
+        assert_eq!(
+            out.remote_changes,
+            BTreeMap::from([("b".into(), json!("L"))])
+        );
         assert_eq!(out.merged, map(&[("a", "R"), ("b", "L")]));
     }
 
@@ -376,13 +402,23 @@ mod tests {
         let remote = map(&[("b", "R"), ("c", "same")]);
         let out = run(None, &local, &remote, &PolicySet::default());
         assert_eq!(out.merged, map(&[("a", "L"), ("b", "R"), ("c", "same")]));
-        assert_eq!(out.local_changes, BTreeMap::from([("b".into(), json!("R"))]));
-        assert_eq!(out.remote_changes, BTreeMap::from([("a".into(), json!("L"))]));
+        assert_eq!(
+            out.local_changes,
+            BTreeMap::from([("b".into(), json!("R"))])
+        );
+        assert_eq!(
+            out.remote_changes,
+            BTreeMap::from([("a".into(), json!("L"))])
+        );
         assert!(out.conflicts.is_empty());
     }
 
     fn small_value() -> impl Strategy<Value = Option<String>> {
-        prop::option::of(prop::sample::select(vec!["x".to_owned(), "y".to_owned(), "z".to_owned()]))
+        prop::option::of(prop::sample::select(vec![
+            "x".to_owned(),
+            "y".to_owned(),
+            "z".to_owned(),
+        ]))
     }
 
     fn small_map() -> impl Strategy<Value = FieldMap> {

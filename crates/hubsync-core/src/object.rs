@@ -25,7 +25,11 @@ pub struct UnknownObjectType(pub String);
 impl ObjectType {
     /// Every synced type, in dependency order (companies before the contacts and deals that
     /// point at them).
-    pub const ALL: [ObjectType; 3] = [ObjectType::Companies, ObjectType::Contacts, ObjectType::Deals];
+    pub const ALL: [ObjectType; 3] = [
+        ObjectType::Companies,
+        ObjectType::Contacts,
+        ObjectType::Deals,
+    ];
 
     /// The plural name used in API paths and in hubsync's table names (`contacts`).
     pub fn plural(self) -> &'static str {

@@ -155,13 +155,20 @@ mod tests {
         let map = FieldMap::from_unified(&unified);
         assert_eq!(map.get("custom_fields.arr__c"), &json!("5"));
         assert!(!map.contains("title"));
-        assert_eq!(map.to_unified(), json!({"first_name": "Ada", "custom_fields": {"arr__c": "5"}}));
+        assert_eq!(
+            map.to_unified(),
+            json!({"first_name": "Ada", "custom_fields": {"arr__c": "5"}})
+        );
     }
 
     #[test]
     fn diff_reports_changed_added_and_cleared_fields() {
-        let a: FieldMap = [("x".into(), json!(1)), ("y".into(), json!(2))].into_iter().collect();
-        let b: FieldMap = [("x".into(), json!(1)), ("z".into(), json!(3))].into_iter().collect();
+        let a: FieldMap = [("x".into(), json!(1)), ("y".into(), json!(2))]
+            .into_iter()
+            .collect();
+        let b: FieldMap = [("x".into(), json!(1)), ("z".into(), json!(3))]
+            .into_iter()
+            .collect();
         let d = a.diff(&b);
         assert_eq!(d.len(), 2);
         assert_eq!(d["y"], Value::Null);

@@ -165,13 +165,13 @@ async fn apply_claimed(
     let mut states: Vec<RemoteState> = Vec::new();
     let mut to_read: BTreeMap<ObjectType, BTreeSet<HubspotId>> = BTreeMap::new();
     for ((ty, id), obj) in objects {
-        if let Some(deleted_at) = obj.deleted_at {
-            if deleted_at >= obj.latest_change {
-                ops.push(ApplyOp::Delete { object_type: ty, hubspot_id: id });
-                ops.push(apply::notify(portal, ty, "deleted", None, id, &FieldMap::new()));
-                step.deleted += 1;
-                continue;
-            }
+        if let Some(deleted_at) = obj.deleted_at
+            && deleted_at >= obj.latest_change
+        {
+            ops.push(ApplyOp::Delete { object_type: ty, hubspot_id: id });
+            ops.push(apply::notify(portal, ty, "deleted", None, id, &FieldMap::new()));
+            step.deleted += 1;
+            continue;
         }
         if obj.needs_read {
             to_read.entry(ty).or_default().insert(id);

@@ -254,11 +254,11 @@ pub async fn full_pass(engine: &Engine, portal: PortalId, ty: ObjectType, dry_ru
                 Some(_) => {
                     let fields = engine.mappings.normalize(ty, &property_fields(&row.fields)).ok();
                     let base = sync.and_then(|s| s.base.as_ref());
-                    if let (Some(fields), Some(base)) = (fields, base) {
-                        if Fingerprint::of(&fields) != Fingerprint::of(base) {
-                            report.repaired_remote += 1;
-                            ops.push(ApplyOp::Enqueue { object_type: ty, local_id: row.local_id, op: OutboxOp::Upsert });
-                        }
+                    if let (Some(fields), Some(base)) = (fields, base)
+                        && Fingerprint::of(&fields) != Fingerprint::of(base)
+                    {
+                        report.repaired_remote += 1;
+                        ops.push(ApplyOp::Enqueue { object_type: ty, local_id: row.local_id, op: OutboxOp::Upsert });
                     }
                 }
                 None => {
