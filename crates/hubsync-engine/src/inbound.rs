@@ -207,6 +207,11 @@ async fn apply_claimed(
         ops.push(counter(counters::ECHO_ORIGIN, step.echo_origin as i64));
     }
     engine.store.apply_inbound(portal, ops, done, fence).await?;
+    // Inbound lag: from HubSpot's change to its application here, for the oldest event applied.
+    if let Some(oldest) = events.iter().map(|e| e.occurred_at).min() {
+        metrics::histogram!("hubsync_inbound_lag_seconds", "portal" => portal.to_string())
+            .record((crate::now_ms() - oldest).max(0) as f64 / 1000.0);
+    }
     metrics::counter!("hubsync_echoes_dropped_total", "path" => "change_source").increment(step.echo_change_source);
     metrics::counter!("hubsync_echoes_dropped_total", "path" => "origin").increment(step.echo_origin);
     metrics::counter!("hubsync_echoes_dropped_total", "path" => "fingerprint").increment(step.echo_fingerprint);

@@ -156,6 +156,11 @@ pub async fn push_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<
     };
     let mut results = Results::default();
     results.step.claimed = claims.len();
+    // Outbound lag: how long the oldest claimed app write has waited to be pushed.
+    if let Some(oldest) = claims.iter().map(|c| c.captured_at).min() {
+        metrics::histogram!("hubsync_outbound_lag_seconds", "portal" => portal.to_string())
+            .record((now_ms() - oldest).max(0) as f64 / 1000.0);
+    }
 
     let mut by_type: BTreeMap<ObjectType, Vec<OutboxClaim>> = BTreeMap::new();
     for claim in claims {

@@ -135,6 +135,7 @@ pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: Obje
     let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
     let lastmod = ty.last_modified_property();
     let mut report = PassReport::default();
+    let started = std::time::Instant::now();
     loop {
         let request = SearchRequest {
             filter_groups: vec![FilterGroup {
@@ -175,6 +176,10 @@ pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: Obje
         }
         store.apply_inbound(portal, ops, &[], fence).await?;
         if finished {
+            metrics::histogram!("hubsync_reconcile_duration_seconds", "portal" => portal.to_string(), "object_type" => ty.plural())
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("hubsync_reconcile_repaired_total", "portal" => portal.to_string(), "side" => "local").increment(report.repaired_local);
+            metrics::counter!("hubsync_reconcile_repaired_total", "portal" => portal.to_string(), "side" => "remote").increment(report.repaired_remote);
             return Ok(report);
         }
     }
