@@ -96,15 +96,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let load_started = Instant::now();
         let ids: Vec<_> = claims.iter().map(|c| c.local_id).collect();
-        let rows = store
-            .get_records(PORTAL, ObjectType::Contacts, &ids)
-            .await?;
-        let states = store
-            .get_sync_states(PORTAL, ObjectType::Contacts, &ids)
+        let loaded = store
+            .get_records_with_sync_states(PORTAL, ObjectType::Contacts, &ids)
             .await?;
         load += load_started.elapsed();
         let mut acks = Vec::with_capacity(claims.len());
-        for ((claim, record), state) in claims.iter().zip(&rows).zip(&states) {
+        for (claim, (record, state)) in claims.iter().zip(&loaded) {
+            let state = state.as_ref().ok_or("a seeded record has no sync state")?;
             let base = state.base.clone().unwrap_or_default();
             let outcome = merge(MergeInput {
                 base: Some(&base),

@@ -2110,6 +2110,61 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(out)
     }
 
+    async fn get_records_with_sync_states(
+        &self,
+        portal: PortalId,
+        object_type: ObjectType,
+        local_ids: &[LocalId],
+    ) -> Result<Vec<(LocalRecord, Option<SyncState>)>, StoreError> {
+        if matches!(B::DIALECT, Dialect::Postgres) {
+            let records = self.get_records(portal, object_type, local_ids).await?;
+            let states = self.get_sync_states(portal, object_type, local_ids).await?;
+            return Ok(crate::store::pair_with_states(records, states));
+        }
+        let record_pairs: Vec<String> = schema::record_columns(object_type)
+            .iter()
+            .map(|c| format!("'{c}', r.{c}"))
+            .collect();
+        let state_pairs: Vec<String> = SYNC_STATE_COLUMNS
+            .iter()
+            .map(|c| format!("'{c}', s.{c}"))
+            .collect();
+        let mut out = Vec::with_capacity(local_ids.len());
+        for chunk in local_ids.chunks(500) {
+            let mut binder = Binder::default();
+            binder.bind(pid(portal));
+            binder.bind(ty(object_type));
+            let placeholders: Vec<String> = chunk.iter().map(|id| binder.bind(lid(*id))).collect();
+            let sql = format!(
+                "SELECT json_group_array(json_object('r', json_object({}), 's', \
+                 json(CASE WHEN s.local_id IS NULL THEN NULL ELSE json_object({}) END))) AS rows \
+                 FROM ({} AND id IN ({})) AS r LEFT JOIN sync_state AS s \
+                 ON s.portal_id = $1 AND s.object_type = $2 AND s.local_id = r.id",
+                record_pairs.join(", "),
+                state_pairs.join(", "),
+                Self::select_records(object_type),
+                placeholders.join(", ")
+            );
+            let Some(row) = self.read_one(Sql::Built(sql), binder.args).await? else {
+                continue;
+            };
+            let text = row.text("json rows", "rows")?;
+            let pairs: Vec<Value> = serde_json::from_str(&text)
+                .map_err(|e| StoreError::corrupt("json rows", "", format!("invalid json: {e}")))?;
+            for mut pair in pairs {
+                let record =
+                    schema::record_from_row(object_type, Row::from_json(pair["r"].take())?)?;
+                let state = match pair["s"].take() {
+                    Value::Null => None,
+                    state => Some(sync_state_from_row(&Row::from_json(state)?)?),
+                };
+                out.push((record, state));
+            }
+        }
+        out.sort_by_key(|(record, _)| record.local_id);
+        Ok(out)
+    }
+
     async fn get_sync_state_by_hubspot_id(
         &self,
         portal: PortalId,

@@ -238,6 +238,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         object_type: ObjectType,
         local_ids: &[LocalId],
     ) -> Result<Vec<SyncState>, StoreError>;
+    /// Several records, each with its sync state (`None` when it has none), in id order;
+    /// missing records are skipped. What the outbound worker loads for a claim: on SQLite one
+    /// joined query per 500 ids instead of two.
+    async fn get_records_with_sync_states(
+        &self,
+        portal: PortalId,
+        object_type: ObjectType,
+        local_ids: &[LocalId],
+    ) -> Result<Vec<(LocalRecord, Option<SyncState>)>, StoreError> {
+        let records = self.get_records(portal, object_type, local_ids).await?;
+        let states = self.get_sync_states(portal, object_type, local_ids).await?;
+        Ok(pair_with_states(records, states))
+    }
     /// The sync state holding a HubSpot id, following merge aliases.
     async fn get_sync_state_by_hubspot_id(
         &self,
@@ -372,4 +385,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         owner: &str,
         fence: Fence,
     ) -> Result<(), StoreError>;
+}
+
+/// Pairs each record with its sync state, if any.
+pub(crate) fn pair_with_states(
+    records: Vec<LocalRecord>,
+    states: Vec<SyncState>,
+) -> Vec<(LocalRecord, Option<SyncState>)> {
+    let mut states: BTreeMap<LocalId, SyncState> =
+        states.into_iter().map(|s| (s.local_id, s)).collect();
+    records
+        .into_iter()
+        .map(|record| {
+            let state = states.remove(&record.local_id);
+            (record, state)
+        })
+        .collect()
 }

@@ -1987,3 +1987,38 @@ pub async fn email_and_text_filters_ignore_case(h: Harness) {
         "a list holds whole values, not substrings"
     );
 }
+
+pub async fn records_load_with_their_sync_states(h: Harness) {
+    let synced = create_synced(&h, 501, &[("first_name", json!("Synced"))]).await;
+    let local = app_insert_contact(&h, "Local", "local@example.com").await;
+    let missing = LocalId(999_999);
+    let ids = [local, missing, synced];
+    let loaded = h
+        .store
+        .get_records_with_sync_states(P, ObjectType::Contacts, &ids)
+        .await
+        .unwrap();
+    let records = h
+        .store
+        .get_records(P, ObjectType::Contacts, &ids)
+        .await
+        .unwrap();
+    let states = h
+        .store
+        .get_sync_states(P, ObjectType::Contacts, &ids)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+        records,
+        "the same records, in id order, missing ids skipped"
+    );
+    let by_id: BTreeMap<LocalId, Option<SyncState>> =
+        loaded.into_iter().map(|(r, s)| (r.local_id, s)).collect();
+    assert_eq!(by_id[&synced].as_ref(), states.first());
+    assert_eq!(
+        by_id[&synced].as_ref().unwrap().hubspot_id,
+        Some(HubspotId(501))
+    );
+    assert_eq!(by_id[&local], None, "a record never synced has no state");
+}

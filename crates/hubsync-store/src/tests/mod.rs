@@ -201,6 +201,7 @@ macro_rules! conformance_suite {
             plain_sql_writes_without_timestamps_get_them_and_are_captured_once,
             numeric_filters_on_custom_fields_compare_numbers,
             email_and_text_filters_ignore_case,
+            records_load_with_their_sync_states,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
