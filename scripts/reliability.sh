@@ -19,7 +19,7 @@ if [[ "${1:-}" == "--long" ]]; then
   export HUBSYNC_FUZZ_CASES="${HUBSYNC_FUZZ_CASES:-10}"
 fi
 
-tests=(reliability_crash reliability_soak reliability_database security_webhooks security_secrets security_api_keys fuzz_targets)
+tests=(reliability_crash reliability_soak reliability_database reliability_stale_state security_webhooks security_secrets security_api_keys fuzz_targets)
 args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 
