@@ -230,20 +230,15 @@ async fn push_type(
     results: &mut Results,
 ) -> Result<(), EngineError> {
     let ids: Vec<LocalId> = claims.iter().map(|c| c.local_id).collect();
-    let records: BTreeMap<LocalId, LocalRecord> = engine
-        .store
-        .get_records(portal, ty, &ids)
-        .await?
-        .into_iter()
-        .map(|r| (r.local_id, r))
-        .collect();
-    let syncs: BTreeMap<LocalId, SyncState> = engine
-        .store
-        .get_sync_states(portal, ty, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.local_id, s))
-        .collect();
+    // Rows and their sync states in one read.
+    let mut records: BTreeMap<LocalId, LocalRecord> = BTreeMap::new();
+    let mut syncs: BTreeMap<LocalId, SyncState> = BTreeMap::new();
+    for (record, sync) in engine.store.get_records_with_sync_states(portal, ty, &ids).await? {
+        if let Some(sync) = sync {
+            syncs.insert(record.local_id, sync);
+        }
+        records.insert(record.local_id, record);
+    }
 
     let mut archives: Vec<(OutboxClaim, HubspotId)> = Vec::new();
     let mut writes: Vec<(OutboxClaim, FieldMap, Option<&SyncState>)> = Vec::new();
