@@ -424,6 +424,16 @@ async fn park(engine: &Engine, portal: PortalId, error: &EngineError) {
     }
 }
 
+/// Idle polls in a row after which a loop polls at its slowest.
+const IDLE_BACKOFF: u32 = 5;
+
+/// How long an idle loop waits before polling again: the idle poll, stretched up to
+/// [`IDLE_BACKOFF`] times while it keeps finding nothing, so that many quiet portals do not
+/// keep the database busy (a PostgreSQL NOTIFY still wakes the outbound loops at once).
+fn idle_wait(engine: &Engine, idle_polls: u32) -> Duration {
+    engine.settings.idle_poll * idle_polls.clamp(1, IDLE_BACKOFF)
+}
+
 /// Waits `d` or until stopped; `true` if stopped.
 async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     if *stop.borrow() {
@@ -493,6 +503,7 @@ async fn outbound_loop(
         }
     }
     let mut lingered = false;
+    let mut idle: u32 = 0;
     while !*stop.borrow() {
         if !lingered && pause(&mut stop, engine.settings.outbound_linger).await {
             return;
@@ -502,12 +513,16 @@ async fn outbound_loop(
             Ok(step) if step.is_idle() => {
                 failures = 0;
                 lingered = false;
+                idle = idle.saturating_add(1);
                 tokio::select! {
                     _ = stop.changed() => {}
-                    _ = engine.store.wait_for_outbox(engine.settings.idle_poll) => {}
+                    _ = engine.store.wait_for_outbox(idle_wait(engine, idle)) => {}
                 }
             }
-            Ok(_) => failures = 0,
+            Ok(_) => {
+                failures = 0;
+                idle = 0;
+            }
             Err(error) => {
                 if on_error(engine, portal, error, &mut failures, &mut stop).await {
                     return;
@@ -523,16 +538,20 @@ async fn inbound_loop(
     tenure: Option<&Tenure>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut failures = 0;
+    let (mut failures, mut idle) = (0, 0_u32);
     while !*stop.borrow() {
         match inbound::apply_once_fenced(engine, portal, tenure).await {
             Ok(step) if step.is_idle() => {
                 failures = 0;
-                if pause(&mut stop, engine.settings.idle_poll).await {
+                idle = idle.saturating_add(1);
+                if pause(&mut stop, idle_wait(engine, idle)).await {
                     return;
                 }
             }
-            Ok(_) => failures = 0,
+            Ok(_) => {
+                failures = 0;
+                idle = 0;
+            }
             Err(error) => {
                 if on_error(engine, portal, error, &mut failures, &mut stop).await {
                     return;
