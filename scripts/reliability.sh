@@ -26,7 +26,7 @@ for t in "${tests[@]}"; do args+=(--test "$t"); done
 start=$(date +%s)
 # One test binary at a time, one test at a time: the scenarios start real processes and
 # measure API calls; running them side by side would only make them slower.
-cargo test -p hubsync "${args[@]}" -- --nocapture --test-threads=1
+cargo test -p hubsync --no-fail-fast "${args[@]}" -- --nocapture --test-threads=1
 
 if [[ $long == 1 ]]; then
   if cargo +nightly fuzz --version >/dev/null 2>&1; then
