@@ -79,7 +79,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     report.print();
     let path = report.write(&args.out)?;
     println!("wrote {}", path.display());
-    Ok(if report.passed() == Some(false) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.passed() == Some(false) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// What `hubsync bench all` runs: every scenario with its defaults, the outbound one three
@@ -123,7 +127,11 @@ async fn run_all(out: &std::path::Path) -> anyhow::Result<ExitCode> {
         println!("{scenario:<44} {verdict}");
     }
     let ok = summary.iter().all(|(_, _, ok)| *ok);
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn run_one(scenario: Scenario) -> anyhow::Result<Report> {

@@ -41,13 +41,21 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        ApiOptions { contacts: 1_000_000, sequential: 2_000, requests: 20_000, connections: 8 }
+        ApiOptions {
+            contacts: 1_000_000,
+            sequential: 2_000,
+            requests: 20_000,
+            connections: 8,
+        }
     }
 }
 
 /// The unified API's opaque cursor for "after local id `id`" (hex of `l1:<id>`).
 fn cursor_after(id: u64) -> String {
-    format!("l1:{id}").bytes().map(|b| format!("{b:02x}")).collect()
+    format!("l1:{id}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Runs the scenario.
@@ -56,10 +64,14 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
         "hubsync bench api --contacts {} --sequential {} --requests {} --connections {}",
         options.contacts, options.sequential, options.requests, options.connections
     );
-    let mut report = Report::start("api", command, serde_json::to_value(json!({
-        "contacts": options.contacts, "sequential": options.sequential,
-        "requests": options.requests, "connections": options.connections, "page": 100,
-    }))?);
+    let mut report = Report::start(
+        "api",
+        command,
+        serde_json::to_value(json!({
+            "contacts": options.contacts, "sequential": options.sequential,
+            "requests": options.requests, "connections": options.connections, "page": 100,
+        }))?,
+    );
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("api.db").display());
     let store = hubsync_store::connect(&url).await?;
@@ -77,7 +89,10 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
         })
         .await?;
 
-    println!("seeding {} synced contacts into the mirror…", options.contacts);
+    println!(
+        "seeding {} synced contacts into the mirror…",
+        options.contacts
+    );
     let seeding = Instant::now();
     let mut next = 1u64;
     while next <= options.contacts {
@@ -92,8 +107,14 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
                 "custom_fields": {"arr__c": (i % 100_000).to_string()},
             }));
             let base = mappings.normalize(ObjectType::Contacts, &raw)?;
-            let changes: Changes = base.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-            let base_ts: BTreeMap<String, i64> = base.keys().map(|k| (k.to_owned(), 1_700_000_000_000)).collect();
+            let changes: Changes = base
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect();
+            let base_ts: BTreeMap<String, i64> = base
+                .keys()
+                .map(|k| (k.to_owned(), 1_700_000_000_000))
+                .collect();
             ops.push(ApplyOp::Upsert(InboundUpsert {
                 object_type: ObjectType::Contacts,
                 local_id: None,
@@ -133,18 +154,29 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
                 if after == 0 {
                     "/unified/crm/contacts?limit=100".to_owned()
                 } else {
-                    format!("/unified/crm/contacts?limit=100&cursor={}", cursor_after(after))
+                    format!(
+                        "/unified/crm/contacts?limit=100&cursor={}",
+                        cursor_after(after)
+                    )
                 }
             })
             .collect(),
     );
     let fetch = |client: reqwest::Client, url: String, key: String| async move {
         let started = Instant::now();
-        let response = client.get(url).bearer_auth(key).header("x-hubsync-portal", PORTAL.to_string()).send().await?;
+        let response = client
+            .get(url)
+            .bearer_auth(key)
+            .header("x-hubsync-portal", PORTAL.to_string())
+            .send()
+            .await?;
         let status = response.status();
         let body = response.bytes().await?;
         if status != 200 {
-            bail!("list page answered {status}: {}", String::from_utf8_lossy(&body));
+            bail!(
+                "list page answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         anyhow::Ok((started.elapsed(), body.len()))
     };
@@ -165,27 +197,59 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
         bail!("a list page held {results} records instead of 100");
     }
 
-    println!("sequential: {} pages on one connection…", options.sequential);
+    println!(
+        "sequential: {} pages on one connection…",
+        options.sequential
+    );
     let mut latencies = Vec::with_capacity(options.sequential);
     let mut bytes = 0usize;
     for i in 0..options.sequential {
-        let (took, len) = fetch(client.clone(), format!("{base}{}", paths[i % paths.len()]), key.clone()).await?;
+        let (took, len) = fetch(
+            client.clone(),
+            format!("{base}{}", paths[i % paths.len()]),
+            key.clone(),
+        )
+        .await?;
         latencies.push(took);
         bytes += len;
     }
     latencies.sort_unstable();
-    report.metric(Metric::new("page of 100, 1 connection: p50", ms(percentile(&latencies, 50.0)), "ms"));
-    report.metric(Metric::new("page of 100, 1 connection: p99", ms(percentile(&latencies, 99.0)), "ms").target("< 2 ms", |v| v < 2.0));
-    let sequential_rate = options.sequential as f64 / latencies.iter().sum::<Duration>().as_secs_f64();
-    report.metric(Metric::new("pages/s, 1 connection", round(sequential_rate, 0), "requests/s"));
+    report.metric(Metric::new(
+        "page of 100, 1 connection: p50",
+        ms(percentile(&latencies, 50.0)),
+        "ms",
+    ));
+    report.metric(
+        Metric::new(
+            "page of 100, 1 connection: p99",
+            ms(percentile(&latencies, 99.0)),
+            "ms",
+        )
+        .target("< 2 ms", |v| v < 2.0),
+    );
+    let sequential_rate =
+        options.sequential as f64 / latencies.iter().sum::<Duration>().as_secs_f64();
+    report.metric(Metric::new(
+        "pages/s, 1 connection",
+        round(sequential_rate, 0),
+        "requests/s",
+    ));
 
-    println!("concurrent: {} pages over {} connections…", options.requests, options.connections);
+    println!(
+        "concurrent: {} pages over {} connections…",
+        options.requests, options.connections
+    );
     let per = (options.requests / options.connections.max(1)).max(1);
     let cpu_before = CpuUse::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..options.connections {
-        let (client, base, key, paths) = (reqwest::Client::new(), base.clone(), key.clone(), Arc::clone(&paths));
+        let (client, base, key, paths) = (
+            reqwest::Client::new(),
+            base.clone(),
+            key.clone(),
+            Arc::clone(&paths),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per);
             for i in 0..per {
@@ -204,14 +268,34 @@ pub async fn run(options: ApiOptions) -> anyhow::Result<Report> {
     let cpu = CpuUse::now().since(cpu_before);
     all.sort_unstable();
     report.metric(
-        Metric::new(format!("pages/s, {} connections", options.connections), round(all.len() as f64 / elapsed.as_secs_f64(), 0), "requests/s")
-            .target("≥ 20,000", |v| v >= 20_000.0),
+        Metric::new(
+            format!("pages/s, {} connections", options.connections),
+            round(all.len() as f64 / elapsed.as_secs_f64(), 0),
+            "requests/s",
+        )
+        .target("≥ 20,000", |v| v >= 20_000.0),
     );
-    report.metric(Metric::new(format!("p50 under load ({} connections)", options.connections), ms(percentile(&all, 50.0)), "ms"));
-    report.metric(Metric::new(format!("p99 under load ({} connections)", options.connections), ms(percentile(&all, 99.0)), "ms"));
+    report.metric(Metric::new(
+        format!("p50 under load ({} connections)", options.connections),
+        ms(percentile(&all, 50.0)),
+        "ms",
+    ));
+    report.metric(Metric::new(
+        format!("p99 under load ({} connections)", options.connections),
+        ms(percentile(&all, 99.0)),
+        "ms",
+    ));
     report.cpu("concurrent phase (server and clients)", cpu, elapsed);
-    report.metric(Metric::new("page size", round(bytes as f64 / options.sequential.max(1) as f64 / 1024.0, 1), "KiB"));
-    report.metric(Metric::new("mirror seeding (inbound apply)", round(options.contacts as f64 / seeded.as_secs_f64(), 0), "records/s"));
+    report.metric(Metric::new(
+        "page size",
+        round(bytes as f64 / options.sequential.max(1) as f64 / 1024.0, 1),
+        "KiB",
+    ));
+    report.metric(Metric::new(
+        "mirror seeding (inbound apply)",
+        round(options.contacts as f64 / seeded.as_secs_f64(), 0),
+        "records/s",
+    ));
     report.note("the load loop is reqwest in the same process, sharing the 2 cores with the server and SQLite; wrk or oha on another machine would load the server alone");
     report.note("each request authenticates its API key (hashed lookup, cached 5 s), reads 100 rows after a keyset cursor, and renders them in the unified shape with sync status and RateLimit headers");
     let _ = stop.send(());

@@ -36,17 +36,31 @@ pub struct CaptureOptions {
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { records: 100_000, tx_rows: 1_000, claim: 500 }
+        CaptureOptions {
+            records: 100_000,
+            tx_rows: 1_000,
+            claim: 500,
+        }
     }
 }
 
 /// Runs the scenario.
 pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
     let n = options.records;
-    let command = format!("hubsync bench capture --records {n} --tx-rows {} --claim {}", options.tx_rows, options.claim);
-    let mut report = Report::start("capture", command, json!({"records": n, "tx_rows": options.tx_rows, "claim": options.claim}));
+    let command = format!(
+        "hubsync bench capture --records {n} --tx-rows {} --claim {}",
+        options.tx_rows, options.claim
+    );
+    let mut report = Report::start(
+        "capture",
+        command,
+        json!({"records": n, "tx_rows": options.tx_rows, "claim": options.claim}),
+    );
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("capture.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("capture.db").display()
+    );
     let store = SqliteStore::open(&url).await?;
 
     // Seed: records synced from HubSpot (not captured), each with a base.
@@ -60,7 +74,10 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
                 let base: FieldMap = [
                     ("first_name".to_owned(), json!(format!("First{k}"))),
                     ("last_name".to_owned(), json!("Bench")),
-                    ("email_addresses".to_owned(), json!([format!("c{k}@bench.test")])),
+                    (
+                        "email_addresses".to_owned(),
+                        json!([format!("c{k}@bench.test")]),
+                    ),
                     ("title".to_owned(), json!("Engineer")),
                 ]
                 .into_iter()
@@ -69,7 +86,10 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
                     object_type: ObjectType::Contacts,
                     local_id: None,
                     hubspot_id: HubspotId(k + 1),
-                    changes: base.iter().map(|(f, v)| (f.to_owned(), v.clone())).collect(),
+                    changes: base
+                        .iter()
+                        .map(|(f, v)| (f.to_owned(), v.clone()))
+                        .collect(),
                     fp_received: Some(Fingerprint::of(&base)),
                     base_ts: BTreeMap::new(),
                     base,
@@ -92,11 +112,13 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
         let end = (i + options.tx_rows).min(n);
         let mut tx = pool.begin().await?;
         for k in i..end {
-            sqlx::query("UPDATE contacts SET title = $1, updated_at = updated_at + 1 WHERE id = $2")
-                .bind(format!("Principal {k}"))
-                .bind(k as i64 + 1)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE contacts SET title = $1, updated_at = updated_at + 1 WHERE id = $2",
+            )
+            .bind(format!("Principal {k}"))
+            .bind(k as i64 + 1)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         i = end;
@@ -111,20 +133,31 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
     println!("draining the outbox (claim, load, merge, fingerprint, ack)…");
     let policy = PolicySet::default();
     let started = Instant::now();
-    let (mut claim_time, mut load_time, mut merge_time, mut ack_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut claim_time, mut load_time, mut merge_time, mut ack_time) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     let mut drained = 0u64;
     let mut one_sided = 0u64;
     loop {
         let t = Instant::now();
-        let claims = store.claim_outbox(PORTAL, options.claim, Duration::from_secs(60), "bench").await?;
+        let claims = store
+            .claim_outbox(PORTAL, options.claim, Duration::from_secs(60), "bench")
+            .await?;
         claim_time += t.elapsed();
         if claims.is_empty() {
             break;
         }
         let t = Instant::now();
         let ids: Vec<_> = claims.iter().map(|c| c.local_id).collect();
-        let rows = store.get_records(PORTAL, ObjectType::Contacts, &ids).await?;
-        let states = store.get_sync_states(PORTAL, ObjectType::Contacts, &ids).await?;
+        let rows = store
+            .get_records(PORTAL, ObjectType::Contacts, &ids)
+            .await?;
+        let states = store
+            .get_sync_states(PORTAL, ObjectType::Contacts, &ids)
+            .await?;
         load_time += t.elapsed();
         let t = Instant::now();
         let mut acks = Vec::with_capacity(claims.len());
@@ -164,17 +197,57 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
     let rate = |d: Duration| round(n as f64 / d.as_secs_f64().max(1e-9), 0);
 
     report.metric(
-        Metric::new("capture + merge, end to end", rate(capture + drain), "records/s").target("≥ 50,000", |v| v >= 50_000.0),
+        Metric::new(
+            "capture + merge, end to end",
+            rate(capture + drain),
+            "records/s",
+        )
+        .target("≥ 50,000", |v| v >= 50_000.0),
     );
-    report.metric(Metric::new("app updates captured (1 UPDATE per row)", rate(capture), "records/s"));
-    report.metric(Metric::new("drain: claim + load + merge + ack", round(drained as f64 / drain.as_secs_f64(), 0), "records/s"));
-    report.metric(Metric::new("  of which claim", round(claim_time.as_secs_f64(), 3), "s"));
-    report.metric(Metric::new("  of which load (records + sync state)", round(load_time.as_secs_f64(), 3), "s"));
-    report.metric(Metric::new("  of which merge + fingerprint", round(merge_time.as_secs_f64(), 3), "s"));
-    report.metric(Metric::new("  of which ack (base, fingerprint, outbox)", round(ack_time.as_secs_f64(), 3), "s"));
-    report.metric(Metric::new("records merged with exactly the one local change", one_sided as f64, "records").target(format!("= {n}"), |v| v == n as f64));
+    report.metric(Metric::new(
+        "app updates captured (1 UPDATE per row)",
+        rate(capture),
+        "records/s",
+    ));
+    report.metric(Metric::new(
+        "drain: claim + load + merge + ack",
+        round(drained as f64 / drain.as_secs_f64(), 0),
+        "records/s",
+    ));
+    report.metric(Metric::new(
+        "  of which claim",
+        round(claim_time.as_secs_f64(), 3),
+        "s",
+    ));
+    report.metric(Metric::new(
+        "  of which load (records + sync state)",
+        round(load_time.as_secs_f64(), 3),
+        "s",
+    ));
+    report.metric(Metric::new(
+        "  of which merge + fingerprint",
+        round(merge_time.as_secs_f64(), 3),
+        "s",
+    ));
+    report.metric(Metric::new(
+        "  of which ack (base, fingerprint, outbox)",
+        round(ack_time.as_secs_f64(), 3),
+        "s",
+    ));
+    report.metric(
+        Metric::new(
+            "records merged with exactly the one local change",
+            one_sided as f64,
+            "records",
+        )
+        .target(format!("= {n}"), |v| v == n as f64),
+    );
     report.cpu("capture + drain", cpu, capture + drain);
-    report.metric(Metric::new("seed (inbound apply, not captured)", rate(seed), "records/s"));
+    report.metric(Metric::new(
+        "seed (inbound apply, not captured)",
+        rate(seed),
+        "records/s",
+    ));
     report.note("SQLite in WAL mode with synchronous=NORMAL in a temporary folder; the app's SQL and hubsync share the store's connection pool");
     store.close().await;
     Ok(report.finish())

@@ -57,7 +57,10 @@ impl ChildEmulator {
             .kill_on_drop(true)
             .spawn()
             .context("cannot start `hubsync sim`")?;
-        let stdout = child.stdout.take().context("no stdout from `hubsync sim`")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("no stdout from `hubsync sim`")?;
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await? {
@@ -71,11 +74,22 @@ impl ChildEmulator {
         .context("`hubsync sim` did not start within 30 s")??;
         // Keep draining its stdout so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(ChildEmulator { child, base, http: reqwest::Client::new() })
+        Ok(ChildEmulator {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        })
     }
 
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method, format!("{}/_emulator/{path}", self.base));
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/_emulator/{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -85,14 +99,24 @@ impl ChildEmulator {
         if !status.is_success() {
             bail!("emulator admin {path}: {status}: {text}");
         }
-        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 
     /// Peak resident memory of the child, in MiB.
     fn peak_mib(&self) -> Option<f64> {
         let pid = self.child.id()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
         Some(round(kb / 1024.0, 1))
     }
 }
@@ -100,7 +124,11 @@ impl ChildEmulator {
 /// Runs the scenario.
 pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
     let n = options.records;
-    let mut report = Report::start(format!("import-{n}"), format!("hubsync bench import --records {n}"), json!({"records": n, "tier": "public_app 110/10s", "page": PAGE}));
+    let mut report = Report::start(
+        format!("import-{n}"),
+        format!("hubsync bench import --records {n}"),
+        json!({"records": n, "tier": "public_app 110/10s", "page": PAGE}),
+    );
     let emulator = ChildEmulator::start().await?;
     emulator
         .admin(
@@ -111,7 +139,10 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
         .await?;
 
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("import.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("import.db").display()
+    );
     let store: Arc<dyn Store> = hubsync_store::connect(&url).await?;
     let portal = Portal {
         portal_id: PortalId(PORTAL),
@@ -128,17 +159,26 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
         store: Arc::clone(&store),
         mappings: Arc::new(Mappings::embedded()?),
         hubspot: HubspotClient::new(ClientConfig::with_base_url(emulator.base.clone()))?,
-        settings: Arc::new(EngineSettings { app_id: Some(AppId(APP)), ..EngineSettings::default() }),
+        settings: Arc::new(EngineSettings {
+            app_id: Some(AppId(APP)),
+            ..EngineSettings::default()
+        }),
     };
     setup::connect_portal(&engine, &portal, None).await?;
     let connected = Instant::now();
     println!("seeding {n} contacts in the emulator (child process)…");
     emulator
-        .admin(reqwest::Method::POST, &format!("portals/{PORTAL}/seed"), Some(json!({"contacts": n, "duplicate_share": 0.0, "seed": 7})))
+        .admin(
+            reqwest::Method::POST,
+            &format!("portals/{PORTAL}/seed"),
+            Some(json!({"contacts": n, "duplicate_share": 0.0, "seed": 7})),
+        )
         .await?;
     // Start with a fresh budget: the set-up calls leave the window first.
     tokio::time::sleep_until((connected + WINDOW + Duration::from_millis(300)).into()).await;
-    emulator.admin(reqwest::Method::POST, "stats/reset", None).await?;
+    emulator
+        .admin(reqwest::Method::POST, "stats/reset", None)
+        .await?;
     // Restart the peak-memory count here (Linux: 5 → clear_refs resets VmHWM to the current RSS).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let peak_before = proc_status_mib("VmHWM:");
@@ -179,11 +219,23 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
     let requests = ours["requests"].as_u64().unwrap_or(0);
     let list_calls: u64 = ours["requests_by_operation"]
         .as_object()
-        .map(|ops| ops.iter().filter(|(op, _)| op.ends_with(".list")).filter_map(|(_, v)| v.as_u64()).sum())
+        .map(|ops| {
+            ops.iter()
+                .filter(|(op, _)| op.ends_with(".list"))
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
         .unwrap_or(0);
-    let rate_limited: u64 = ours["rate_limited"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+    let rate_limited: u64 = ours["rate_limited"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
     let local = store
-        .count_records(PortalId(PORTAL), ObjectType::Contacts, &[Filter::new("hubspot_id", FilterOp::NotNull, Value::Null)])
+        .count_records(
+            PortalId(PORTAL),
+            ObjectType::Contacts,
+            &[Filter::new("hubspot_id", FilterOp::NotNull, Value::Null)],
+        )
         .await?;
     let child_peak = emulator.peak_mib();
 
@@ -191,30 +243,86 @@ pub async fn run(options: ImportOptions) -> anyhow::Result<Report> {
     let lower_bound = n.div_ceil(PAGE) + 2;
     let bound_rate = f64::from(TIER_BURST) * PAGE as f64 / WINDOW.as_secs_f64();
     let least = least_time(lower_bound, u64::from(TIER_BURST), WINDOW);
-    report.metric(Metric::new("contacts imported", local as f64, "records").target(format!("= {n}"), |v| v == n as f64));
-    report.metric(Metric::new("list calls", list_calls as f64, "calls").bound(lower_bound as f64).target(format!("≤ {}", lower_bound + 1), |v| v <= (lower_bound + 1) as f64));
-    report.metric(Metric::new("all HubSpot calls during the import", requests as f64, "calls").bound(lower_bound as f64));
-    report.metric(Metric::new("429 answers", rate_limited as f64, "answers").target("0", |v| v == 0.0));
-    report.metric(Metric::new("import time", round(took.as_secs_f64(), 2), "s").bound(least.as_secs_f64()));
-    report.metric(Metric::new("records/s over the whole import", round(imported as f64 / took.as_secs_f64(), 0), "records/s").bound(bound_rate));
+    report.metric(
+        Metric::new("contacts imported", local as f64, "records")
+            .target(format!("= {n}"), |v| v == n as f64),
+    );
+    report.metric(
+        Metric::new("list calls", list_calls as f64, "calls")
+            .bound(lower_bound as f64)
+            .target(format!("≤ {}", lower_bound + 1), |v| {
+                v <= (lower_bound + 1) as f64
+            }),
+    );
+    report.metric(
+        Metric::new(
+            "all HubSpot calls during the import",
+            requests as f64,
+            "calls",
+        )
+        .bound(lower_bound as f64),
+    );
+    report.metric(
+        Metric::new("429 answers", rate_limited as f64, "answers").target("0", |v| v == 0.0),
+    );
+    report.metric(
+        Metric::new("import time", round(took.as_secs_f64(), 2), "s").bound(least.as_secs_f64()),
+    );
+    report.metric(
+        Metric::new(
+            "records/s over the whole import",
+            round(imported as f64 / took.as_secs_f64(), 0),
+            "records/s",
+        )
+        .bound(bound_rate),
+    );
     let first_window = WINDOW.as_secs_f64();
     if took.as_secs_f64() >= 2.0 * first_window {
-        let (at, done) = samples.iter().rev().find(|(at, _)| *at <= first_window).copied().unwrap_or((0.0, 0));
+        let (at, done) = samples
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= first_window)
+            .copied()
+            .unwrap_or((0.0, 0));
         let sustained = (imported - done) as f64 / (took.as_secs_f64() - at);
         report.metric(
-            Metric::new("sustained records/s (after the first window)", round(sustained, 0), "records/s")
-                .bound(bound_rate)
-                .target(format!("≥ 95% of {bound_rate:.0}"), |v| v >= 0.95 * bound_rate),
+            Metric::new(
+                "sustained records/s (after the first window)",
+                round(sustained, 0),
+                "records/s",
+            )
+            .bound(bound_rate)
+            .target(format!("≥ 95% of {bound_rate:.0}"), |v| {
+                v >= 0.95 * bound_rate
+            }),
         );
     } else {
         report.note("the import fits in the first window's budget, so its rate measures local speed, not the budget");
     }
     report.cpu("import (hubsync alone)", cpu, took);
-    report.metric(Metric::new("hubsync CPU time per list page", round(cpu.cpu.as_secs_f64() * 1000.0 / requests.max(1) as f64, 2), "ms").bound(WINDOW.as_secs_f64() * 1000.0 / f64::from(TIER_BURST)));
-    report.metric(Metric::new("hubsync peak memory (VmHWM) after the import", peak, "MiB").target("< 200 MiB", |v| v < 200.0));
-    report.metric(Metric::new("hubsync memory when the import started", peak_before, "MiB"));
+    report.metric(
+        Metric::new(
+            "hubsync CPU time per list page",
+            round(cpu.cpu.as_secs_f64() * 1000.0 / requests.max(1) as f64, 2),
+            "ms",
+        )
+        .bound(WINDOW.as_secs_f64() * 1000.0 / f64::from(TIER_BURST)),
+    );
+    report.metric(
+        Metric::new("hubsync peak memory (VmHWM) after the import", peak, "MiB")
+            .target("< 200 MiB", |v| v < 200.0),
+    );
+    report.metric(Metric::new(
+        "hubsync memory when the import started",
+        peak_before,
+        "MiB",
+    ));
     if let Some(child) = child_peak {
-        report.metric(Metric::new("emulator (child process) peak memory", child, "MiB"));
+        report.metric(Metric::new(
+            "emulator (child process) peak memory",
+            child,
+            "MiB",
+        ));
     }
     report.note("peak memory: the issue's 200 MB target is for 1,000,000 records; the import streams one page at a time, so hubsync's peak does not grow with the portal's size");
     report.note("the search-lane parallel variant is not measured: the engine's import reads list pages only (reconcile::import_step); it has no search-lane split of the id range yet");

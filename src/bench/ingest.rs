@@ -53,7 +53,12 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { events_per_delivery: 100, rate: 5_000, seconds: 5, clients: 8 }
+        IngestOptions {
+            events_per_delivery: 100,
+            rate: 5_000,
+            seconds: 5,
+            clients: 8,
+        }
     }
 }
 
@@ -112,13 +117,20 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
         "hubsync bench ingest --events-per-delivery {} --rate {} --seconds {} --clients {}",
         options.events_per_delivery, options.rate, options.seconds, options.clients
     );
-    let mut report = Report::start("ingest", command, serde_json::to_value(json!({
-        "events_per_delivery": options.events_per_delivery, "rate": options.rate,
-        "seconds": options.seconds, "clients": options.clients,
-    }))?);
+    let mut report = Report::start(
+        "ingest",
+        command,
+        serde_json::to_value(json!({
+            "events_per_delivery": options.events_per_delivery, "rate": options.rate,
+            "seconds": options.seconds, "clients": options.clients,
+        }))?,
+    );
 
     let dir = tempfile::tempdir()?;
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("ingest.db").display());
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("ingest.db").display()
+    );
     let store = hubsync_store::connect(&db).await?;
     store
         .upsert_portal(&Portal {
@@ -141,7 +153,10 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let config = ServerConfig::new(base.clone(), Some(WebhookConfig::new(SecretString::from(SECRET))));
+    let config = ServerConfig::new(
+        base.clone(),
+        Some(WebhookConfig::new(SecretString::from(SECRET))),
+    );
     let router = hubsync_server::router(engine, config, None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(hubsync_server::run(listener, router, async move {
@@ -157,7 +172,10 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
     sender.send().await.context("the first delivery")?;
 
     // 1. Throughput.
-    println!("throughput: {} senders for {} s…", options.clients, options.seconds);
+    println!(
+        "throughput: {} senders for {} s…",
+        options.clients, options.seconds
+    );
     let inbox_before = store.queue_depths(PORTAL).await?.inbox;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let cpu_before = CpuUse::now();
@@ -184,13 +202,27 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
     let stored = store.queue_depths(PORTAL).await?.inbox - inbox_before;
     latencies.sort_unstable();
     report.metric(
-        Metric::new("events/s verified and stored (closed loop)", round(stored as f64 / elapsed, 0), "events/s")
-            .target("≥ 50,000", |v| v >= 50_000.0),
+        Metric::new(
+            "events/s verified and stored (closed loop)",
+            round(stored as f64 / elapsed, 0),
+            "events/s",
+        )
+        .target("≥ 50,000", |v| v >= 50_000.0),
     );
-    report.metric(Metric::new("events stored / events sent", stored as f64, "events").bound(sent as f64));
+    report.metric(
+        Metric::new("events stored / events sent", stored as f64, "events").bound(sent as f64),
+    );
     report.cpu("throughput phase (receiver and senders)", cpu, wall);
-    report.metric(Metric::new("closed-loop ack p50", ms(percentile(&latencies, 50.0)), "ms"));
-    report.metric(Metric::new("closed-loop ack p99", ms(percentile(&latencies, 99.0)), "ms"));
+    report.metric(Metric::new(
+        "closed-loop ack p50",
+        ms(percentile(&latencies, 50.0)),
+        "ms",
+    ));
+    report.metric(Metric::new(
+        "closed-loop ack p99",
+        ms(percentile(&latencies, 99.0)),
+        "ms",
+    ));
 
     // 2. Latency at fixed offered loads.
     let mut loads = vec![1_000, options.rate];
@@ -213,10 +245,26 @@ pub async fn run(options: IngestOptions) -> anyhow::Result<Report> {
             latencies.push(task.await??);
         }
         latencies.sort_unstable();
-        report.metric(Metric::new(format!("ack p50 at {load} events/s"), ms(percentile(&latencies, 50.0)), "ms"));
-        let p99 = Metric::new(format!("ack p99 at {load} events/s"), ms(percentile(&latencies, 99.0)), "ms");
-        report.metric(if load >= 5_000 { p99.target("< 50 ms", |v| v < 50.0) } else { p99 });
-        report.metric(Metric::new(format!("ack max at {load} events/s"), ms(percentile(&latencies, 100.0)), "ms"));
+        report.metric(Metric::new(
+            format!("ack p50 at {load} events/s"),
+            ms(percentile(&latencies, 50.0)),
+            "ms",
+        ));
+        let p99 = Metric::new(
+            format!("ack p99 at {load} events/s"),
+            ms(percentile(&latencies, 99.0)),
+            "ms",
+        );
+        report.metric(if load >= 5_000 {
+            p99.target("< 50 ms", |v| v < 50.0)
+        } else {
+            p99
+        });
+        report.metric(Metric::new(
+            format!("ack max at {load} events/s"),
+            ms(percentile(&latencies, 100.0)),
+            "ms",
+        ));
     }
     report.note(format!(
         "{}-event deliveries, each signed (v3) and posted over loopback; stored = new inbox rows (deduplicated by event identity); senders share the cores with the receiver",

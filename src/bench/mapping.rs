@@ -26,7 +26,10 @@ pub struct MappingOptions {
 
 impl Default for MappingOptions {
     fn default() -> Self {
-        MappingOptions { batches: 200, merges: 200_000 }
+        MappingOptions {
+            batches: 200,
+            merges: 200_000,
+        }
     }
 }
 
@@ -40,7 +43,10 @@ fn hubspot_contact(i: usize) -> Value {
         ("firstname", format!("First{i}")),
         ("lastname", format!("Last{i}")),
         ("email", format!("person{i}@example.com")),
-        ("hs_additional_emails", format!("p{i}@alt.example.org;q{i}@alt.example.org")),
+        (
+            "hs_additional_emails",
+            format!("p{i}@alt.example.org;q{i}@alt.example.org"),
+        ),
         ("phone", "+1 860 555 0100".to_owned()),
         ("mobilephone", String::new()),
         ("jobtitle", "Engineer".to_owned()),
@@ -55,7 +61,10 @@ fn hubspot_contact(i: usize) -> Value {
         properties.insert(k.to_owned(), Value::String(v));
     }
     for c in 0..10 {
-        properties.insert(format!("custom_{c}__c"), Value::String(format!("value {c}")));
+        properties.insert(
+            format!("custom_{c}__c"),
+            Value::String(format!("value {c}")),
+        );
     }
     json!({"id": i.to_string(), "properties": properties})
 }
@@ -76,28 +85,45 @@ fn unified_contact(i: usize, title: &str) -> FieldMap {
 
 /// Runs the scenario.
 pub async fn run(options: MappingOptions) -> anyhow::Result<Report> {
-    let command = format!("hubsync bench mapping --batches {} --merges {}", options.batches, options.merges);
-    let mut report = Report::start("mapping", command, json!({"batch": BATCH, "batches": options.batches, "merges": options.merges}));
+    let command = format!(
+        "hubsync bench mapping --batches {} --merges {}",
+        options.batches, options.merges
+    );
+    let mut report = Report::start(
+        "mapping",
+        command,
+        json!({"batch": BATCH, "batches": options.batches, "merges": options.merges}),
+    );
     let mappings = Mappings::embedded()?;
     let objects: Vec<Value> = (0..BATCH).map(hubspot_contact).collect();
     let records: Vec<FieldMap> = (0..BATCH).map(|i| unified_contact(i, "Engineer")).collect();
     // Warm up both directions (compiled lazily on a thread's first evaluation).
     for _ in 0..4 {
-        mappings.to_unified_batch(ObjectType::Contacts, objects.clone()).await?;
-        mappings.to_hubspot_batch(ObjectType::Contacts, records.clone()).await?;
+        mappings
+            .to_unified_batch(ObjectType::Contacts, objects.clone())
+            .await?;
+        mappings
+            .to_hubspot_batch(ObjectType::Contacts, records.clone())
+            .await?;
     }
     let n = (BATCH * options.batches) as f64;
 
     let started = Instant::now();
     for _ in 0..options.batches {
-        for r in mappings.to_unified_batch(ObjectType::Contacts, objects.clone()).await? {
+        for r in mappings
+            .to_unified_batch(ObjectType::Contacts, objects.clone())
+            .await?
+        {
             r?;
         }
     }
     let to_unified = n / started.elapsed().as_secs_f64();
     let started = Instant::now();
     for _ in 0..options.batches {
-        for r in mappings.to_hubspot_batch(ObjectType::Contacts, records.clone()).await? {
+        for r in mappings
+            .to_hubspot_batch(ObjectType::Contacts, records.clone())
+            .await?
+        {
             r?;
         }
     }
@@ -172,25 +198,74 @@ pub async fn run(options: MappingOptions) -> anyhow::Result<Report> {
     }
     let per_fingerprint_us = started.elapsed().as_secs_f64() * 1e6 / options.merges.max(1) as f64;
 
-    report.metric(Metric::new("to_unified (HubSpot → unified), 1 batch in flight", round(to_unified, 0), "records/s"));
-    report.metric(Metric::new("to_hubspot (unified → HubSpot), 1 batch in flight", round(to_hubspot, 0), "records/s"));
-    report.metric(Metric::new("to_unified, 2 batches in flight", round(to_unified_2, 0), "records/s"));
-    report.metric(Metric::new("to_hubspot, 2 batches in flight", round(to_hubspot_2, 0), "records/s"));
-    report.metric(Metric::new("normalize (inline, per app row)", round(normalize, 0), "records/s"));
+    report.metric(Metric::new(
+        "to_unified (HubSpot → unified), 1 batch in flight",
+        round(to_unified, 0),
+        "records/s",
+    ));
+    report.metric(Metric::new(
+        "to_hubspot (unified → HubSpot), 1 batch in flight",
+        round(to_hubspot, 0),
+        "records/s",
+    ));
+    report.metric(Metric::new(
+        "to_unified, 2 batches in flight",
+        round(to_unified_2, 0),
+        "records/s",
+    ));
+    report.metric(Metric::new(
+        "to_hubspot, 2 batches in flight",
+        round(to_hubspot_2, 0),
+        "records/s",
+    ));
+    report.metric(Metric::new(
+        "normalize (inline, per app row)",
+        round(normalize, 0),
+        "records/s",
+    ));
     // The target is judged on the thread's CPU time, which other processes on the shared
     // cores do not inflate; the wall time is reported next to it.
     match per_merge_cpu_us {
         Some(cpu) => {
-            report.metric(Metric::new("merge + fingerprint per record (CPU time)", round(cpu, 3), "µs").target("< 5 µs", |v| v < 5.0));
-            report.metric(Metric::new("merge + fingerprint per record (wall time)", round(per_merge_us, 3), "µs"));
+            report.metric(
+                Metric::new(
+                    "merge + fingerprint per record (CPU time)",
+                    round(cpu, 3),
+                    "µs",
+                )
+                .target("< 5 µs", |v| v < 5.0),
+            );
+            report.metric(Metric::new(
+                "merge + fingerprint per record (wall time)",
+                round(per_merge_us, 3),
+                "µs",
+            ));
         }
         None => {
-            report.metric(Metric::new("merge + fingerprint per record (wall time)", round(per_merge_us, 3), "µs").target("< 5 µs", |v| v < 5.0));
+            report.metric(
+                Metric::new(
+                    "merge + fingerprint per record (wall time)",
+                    round(per_merge_us, 3),
+                    "µs",
+                )
+                .target("< 5 µs", |v| v < 5.0),
+            );
         }
     }
-    report.metric(Metric::new("fingerprint alone per record", round(per_fingerprint_us, 3), "µs"));
+    report.metric(Metric::new(
+        "fingerprint alone per record",
+        round(per_fingerprint_us, 3),
+        "µs",
+    ));
     // For scale: the budget lets one portal push at most 1,100 records/s.
-    report.metric(Metric::new("to_hubspot vs one portal's tier bound", round(to_hubspot, 0), "records/s").bound(1_100.0));
+    report.metric(
+        Metric::new(
+            "to_hubspot vs one portal's tier bound",
+            round(to_hubspot, 0),
+            "records/s",
+        )
+        .bound(1_100.0),
+    );
     report.note("contacts with 14 standard and 10 custom properties; mappings are JSONata, evaluated on the mapping pool's 2 threads");
     report.note("the merge: 9 fields, one changed locally, another remotely (latest-wins policy), then SHA-256 over the canonical result");
     Ok(report.finish())

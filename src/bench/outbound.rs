@@ -37,7 +37,10 @@ pub struct OutboundOptions {
 
 impl Default for OutboundOptions {
     fn default() -> Self {
-        OutboundOptions { records: 10_000, competing: 0.0 }
+        OutboundOptions {
+            records: 10_000,
+            competing: 0.0,
+        }
     }
 }
 
@@ -61,12 +64,25 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
         scenario.push_str(&format!("-competing{competing_pct:.0}"));
         command.push_str(&format!(" --competing {}", options.competing));
     }
-    let mut report = Report::start(scenario, command, json!({"records": n, "competing_share": options.competing, "tier": "public_app 110/10s"}));
+    let mut report = Report::start(
+        scenario,
+        command,
+        json!({"records": n, "competing_share": options.competing, "tier": "public_app 110/10s"}),
+    );
 
-    let faults = Faults { competing_app_share_pct: competing_pct, ..Faults::default() };
-    let bed = Bed::start(BedOptions { faults, settings: None }).await?;
+    let faults = Faults {
+        competing_app_share_pct: competing_pct,
+        ..Faults::default()
+    };
+    let bed = Bed::start(BedOptions {
+        faults,
+        settings: None,
+    })
+    .await?;
     let admin = bed.admin();
-    println!("inserting {n} contacts as the app (SQL, 1,000 rows per transaction, captured by trigger)…");
+    println!(
+        "inserting {n} contacts as the app (SQL, 1,000 rows per transaction, captured by trigger)…"
+    );
     let insert_started = Instant::now();
     bed.app_insert_contacts(0, n, 1_000).await?;
     let insert_took = insert_started.elapsed();
@@ -78,7 +94,10 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
     println!("pushing through the outbound worker…");
     let cpu_before = CpuUse::now();
     let started = Instant::now();
-    let mut samples = vec![Sample { at: 0.0, written: 0 }];
+    let mut samples = vec![Sample {
+        at: 0.0,
+        written: 0,
+    }];
     let mut written = 0u64;
     let mut dead_lettered = 0u64;
     let mut failures = 0u32;
@@ -89,7 +108,10 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
                 failures = 0;
                 written += step.written as u64;
                 dead_lettered += step.dead_lettered as u64;
-                samples.push(Sample { at: started.elapsed().as_secs_f64(), written });
+                samples.push(Sample {
+                    at: started.elapsed().as_secs_f64(),
+                    written,
+                });
             }
             Err(error) => {
                 failures += 1;
@@ -122,45 +144,92 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
     report.metric(
         Metric::new("write calls", write_calls as f64, "calls")
             .bound(lower_bound as f64)
-            .target(format!("≤ {}", lower_bound + 1), |v| v <= (lower_bound + 1) as f64),
+            .target(format!("≤ {}", lower_bound + 1), |v| {
+                v <= (lower_bound + 1) as f64
+            }),
     );
-    report.metric(Metric::new("all HubSpot calls during the push", requests as f64, "calls").bound(lower_bound as f64));
+    report.metric(
+        Metric::new(
+            "all HubSpot calls during the push",
+            requests as f64,
+            "calls",
+        )
+        .bound(lower_bound as f64),
+    );
     let share_429 = 100.0 * client_429.max(rate_limited) as f64 / requests.max(1) as f64;
     if competing_pct > 0.0 {
         report.metric(Metric::new("429 answers", rate_limited as f64, "answers"));
-        report.metric(Metric::new("429 share of our requests", round(share_429, 2), "%").target("≤ 1%", |v| v <= 1.0));
+        report.metric(
+            Metric::new("429 share of our requests", round(share_429, 2), "%")
+                .target("≤ 1%", |v| v <= 1.0),
+        );
     } else {
-        report.metric(Metric::new("429 answers", rate_limited as f64, "answers").target("0", |v| v == 0.0));
+        report.metric(
+            Metric::new("429 answers", rate_limited as f64, "answers").target("0", |v| v == 0.0),
+        );
     }
-    report.metric(Metric::new("push time", round(took.as_secs_f64(), 2), "s").bound(least.as_secs_f64()));
-    report.metric(Metric::new("records/s over the whole push", round(rate, 0), "records/s").bound(bound_rate));
-    let label = if competing_pct > 0.0 { "share of the rest" } else { "tier bound" };
+    report.metric(
+        Metric::new("push time", round(took.as_secs_f64(), 2), "s").bound(least.as_secs_f64()),
+    );
+    report.metric(
+        Metric::new("records/s over the whole push", round(rate, 0), "records/s").bound(bound_rate),
+    );
+    let label = if competing_pct > 0.0 {
+        "share of the rest"
+    } else {
+        "tier bound"
+    };
     let share = if competing_pct > 0.0 { 0.90 } else { 0.95 };
     // Sustained: from the end of the first window (whose budget goes at once) to the end.
     let first_window = WINDOW.as_secs_f64();
     if took.as_secs_f64() >= 2.0 * first_window {
-        let at_window = samples.iter().rev().find(|s| s.at <= first_window).copied().unwrap_or(samples[0]);
+        let at_window = samples
+            .iter()
+            .rev()
+            .find(|s| s.at <= first_window)
+            .copied()
+            .unwrap_or(samples[0]);
         let sustained = (written - at_window.written) as f64 / (took.as_secs_f64() - at_window.at);
         report.metric(
-            Metric::new(format!("sustained records/s (after the first window) vs {label}"), round(sustained, 0), "records/s")
-                .bound(bound_rate)
-                .target(format!("≥ {:.0}% of {bound_rate:.0}", share * 100.0), |v| v >= share * bound_rate),
+            Metric::new(
+                format!("sustained records/s (after the first window) vs {label}"),
+                round(sustained, 0),
+                "records/s",
+            )
+            .bound(bound_rate)
+            .target(
+                format!("≥ {:.0}% of {bound_rate:.0}", share * 100.0),
+                |v| v >= share * bound_rate,
+            ),
         );
     } else if least > Duration::ZERO {
         let efficiency = least.as_secs_f64() / took.as_secs_f64();
         report.metric(
-            Metric::new(format!("least time / push time ({label})"), round(efficiency, 3), "ratio")
-                .target(format!("≥ {share:.2}"), |v| v >= share),
+            Metric::new(
+                format!("least time / push time ({label})"),
+                round(efficiency, 3),
+                "ratio",
+            )
+            .target(format!("≥ {share:.2}"), |v| v >= share),
         );
     } else {
         report.note(format!(
             "all {lower_bound} calls fit in the first window's budget ({per_window} requests), so the rate measures local speed, not the budget; the 100,000-record run measures the sustained rate"
         ));
     }
-    report.metric(Metric::new("contacts in HubSpot afterwards", remote as f64, "records").target(format!("= {n}"), |v| v == n as f64));
-    report.metric(Metric::new("dead-lettered", dead_lettered as f64, "records").target("0", |v| v == 0.0));
+    report.metric(
+        Metric::new("contacts in HubSpot afterwards", remote as f64, "records")
+            .target(format!("= {n}"), |v| v == n as f64),
+    );
+    report.metric(
+        Metric::new("dead-lettered", dead_lettered as f64, "records").target("0", |v| v == 0.0),
+    );
     report.cpu("push (hubsync and the in-process emulator)", cpu, took);
-    report.metric(Metric::new("app insert (set-up, captured)", round(n as f64 / insert_took.as_secs_f64(), 0), "records/s"));
+    report.metric(Metric::new(
+        "app insert (set-up, captured)",
+        round(n as f64 / insert_took.as_secs_f64(), 0),
+        "records/s",
+    ));
     report.note(format!(
         "burst budget: {TIER_BURST} requests per real 10 s rolling window{}; our share {per_window}/window = {bound_rate:.0} records/s",
         if competing_pct > 0.0 { format!(", a competing app holds {competing_pct:.0}%") } else { String::new() }

@@ -44,7 +44,10 @@ impl Machine {
             available_gib: round(kib("MemAvailable:") / 1024.0 / 1024.0, 1),
             load_start: load,
             load_end: load,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
         }
     }
 
@@ -57,8 +60,14 @@ impl Machine {
 /// The load averages from `/proc/loadavg` (zeros where unavailable).
 pub fn load_average() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
-    [it.next().unwrap_or(0.0), it.next().unwrap_or(0.0), it.next().unwrap_or(0.0)]
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
+    [
+        it.next().unwrap_or(0.0),
+        it.next().unwrap_or(0.0),
+        it.next().unwrap_or(0.0),
+    ]
 }
 
 /// A figure from `/proc/self/status` in MiB (`VmHWM` is the peak resident set, `VmRSS` the
@@ -96,10 +105,16 @@ impl CpuUse {
     /// The process's figures now (zeros where unavailable).
     pub fn now() -> CpuUse {
         let mut total = CpuUse::default();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return total };
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return total;
+        };
         for task in tasks.flatten() {
-            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
-            let mut fields = text.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            let mut fields = text
+                .split_whitespace()
+                .map(|v| v.parse::<u64>().unwrap_or(0));
             total.cpu += Duration::from_nanos(fields.next().unwrap_or(0));
             total.waited += Duration::from_nanos(fields.next().unwrap_or(0));
         }
@@ -108,7 +123,10 @@ impl CpuUse {
 
     /// What was used since `earlier`.
     pub fn since(self, earlier: CpuUse) -> CpuUse {
-        CpuUse { cpu: self.cpu.saturating_sub(earlier.cpu), waited: self.waited.saturating_sub(earlier.waited) }
+        CpuUse {
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+            waited: self.waited.saturating_sub(earlier.waited),
+        }
     }
 }
 
@@ -135,7 +153,15 @@ pub struct Metric {
 impl Metric {
     /// A plain figure.
     pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Metric {
-        Metric { name: name.into(), value, unit: unit.into(), bound: None, ratio: None, target: None, pass: None }
+        Metric {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            bound: None,
+            ratio: None,
+            target: None,
+            pass: None,
+        }
     }
 
     /// Adds the bound and the ratio to it.
@@ -176,7 +202,11 @@ pub struct Report {
 
 impl Report {
     /// Starts a report; the clock runs from here.
-    pub fn start(scenario: impl Into<String>, command: impl Into<String>, parameters: Value) -> ReportBuilder {
+    pub fn start(
+        scenario: impl Into<String>,
+        command: impl Into<String>,
+        parameters: Value,
+    ) -> ReportBuilder {
         ReportBuilder {
             report: Report {
                 scenario: scenario.into(),
@@ -203,14 +233,21 @@ impl Report {
     /// Prints the table.
     pub fn print(&self) {
         println!();
-        println!("hubsync bench {} — {}", self.scenario, verdict(self.passed()));
+        println!(
+            "hubsync bench {} — {}",
+            self.scenario,
+            verdict(self.passed())
+        );
         println!("  command: {}", self.command);
         let m = &self.machine;
         println!(
             "  machine: {} cores, {:.0} GiB; load average {:.2} at start, {:.2} at end; {:.1} s",
             m.cpus, m.memory_gib, m.load_start[0], m.load_end[0], self.seconds
         );
-        println!("  {:<56} {:>12} {:<10} {:>10} {:>7}  {:<24}", "metric", "value", "unit", "bound", "ratio", "target");
+        println!(
+            "  {:<56} {:>12} {:<10} {:>10} {:>7}  {:<24}",
+            "metric", "value", "unit", "bound", "ratio", "target"
+        );
         for metric in &self.metrics {
             let bound = metric.bound.map(number).unwrap_or_default();
             let ratio = metric.ratio.map(|r| format!("{r:.3}")).unwrap_or_default();
@@ -239,7 +276,8 @@ impl Report {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!("{}.json", self.scenario));
         let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     }
 }
@@ -268,8 +306,22 @@ impl ReportBuilder {
     /// seconds its threads were runnable but waited for a CPU (other processes' share).
     pub fn cpu(&mut self, phase: &str, used: CpuUse, wall: Duration) -> &mut Self {
         let wall = wall.as_secs_f64().max(1e-9);
-        self.metric(Metric::new(format!("{phase}: hubsync CPU time (all threads)"), round(used.cpu.as_secs_f64(), 2), "s").bound(wall));
-        self.metric(Metric::new(format!("{phase}: runnable but waiting for a CPU"), round(used.waited.as_secs_f64(), 2), "s").bound(wall));
+        self.metric(
+            Metric::new(
+                format!("{phase}: hubsync CPU time (all threads)"),
+                round(used.cpu.as_secs_f64(), 2),
+                "s",
+            )
+            .bound(wall),
+        );
+        self.metric(
+            Metric::new(
+                format!("{phase}: runnable but waiting for a CPU"),
+                round(used.waited.as_secs_f64(), 2),
+                "s",
+            )
+            .bound(wall),
+        );
         self
     }
 

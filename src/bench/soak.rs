@@ -41,7 +41,11 @@ pub struct SoakOptions {
 
 impl Default for SoakOptions {
     fn default() -> Self {
-        SoakOptions { seconds: 30, rate: 10.0, records: 2_000 }
+        SoakOptions {
+            seconds: 30,
+            rate: 10.0,
+            records: 2_000,
+        }
     }
 }
 
@@ -98,12 +102,34 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
     if options.rate <= 0.0 || options.records < 4 {
         bail!("--rate must be positive and --records at least 4");
     }
-    let command = format!("hubsync bench soak --seconds {} --rate {} --records {}", options.seconds, options.rate, options.records);
-    let mut report = Report::start("soak", command, json!({"seconds": options.seconds, "rate_per_side": options.rate, "records": options.records}));
-    let settings = EngineSettings { reconcile_interval: Duration::from_secs(3600), ..EngineSettings::default() };
-    let mut bed = Bed::start(BedOptions { settings: Some(settings.clone()), ..BedOptions::default() }).await?;
+    let command = format!(
+        "hubsync bench soak --seconds {} --rate {} --records {}",
+        options.seconds, options.rate, options.records
+    );
+    let mut report = Report::start(
+        "soak",
+        command,
+        json!({"seconds": options.seconds, "rate_per_side": options.rate, "records": options.records}),
+    );
+    let settings = EngineSettings {
+        reconcile_interval: Duration::from_secs(3600),
+        ..EngineSettings::default()
+    };
+    let mut bed = Bed::start(BedOptions {
+        settings: Some(settings.clone()),
+        ..BedOptions::default()
+    })
+    .await?;
     let admin = bed.admin();
-    admin.seed(PORTAL, &SeedSpec { contacts: options.records, duplicate_share: 0.0, seed: Some(11), ..SeedSpec::default() })?;
+    admin.seed(
+        PORTAL,
+        &SeedSpec {
+            contacts: options.records,
+            duplicate_share: 0.0,
+            seed: Some(11),
+            ..SeedSpec::default()
+        },
+    )?;
     bed.serve().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(runner::run(bed.engine.clone(), None, stop_rx));
@@ -124,8 +150,21 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_quiet(&bed).await?;
-    let rows = bed.engine.store.list_records(bed.portal, ObjectType::Contacts, None, options.records as u32, &[]).await?;
-    let rows: Vec<(LocalId, HubspotId)> = rows.iter().filter_map(|r| r.hubspot_id.map(|h| (r.local_id, h))).collect();
+    let rows = bed
+        .engine
+        .store
+        .list_records(
+            bed.portal,
+            ObjectType::Contacts,
+            None,
+            options.records as u32,
+            &[],
+        )
+        .await?;
+    let rows: Vec<(LocalId, HubspotId)> = rows
+        .iter()
+        .filter_map(|r| r.hubspot_id.map(|h| (r.local_id, h)))
+        .collect();
     if rows.len() < 4 {
         bail!("only {} contacts were imported", rows.len());
     }
@@ -147,14 +186,21 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
                         .get(PORTAL, ObjectKind::Contact, p.hubspot_id.0)
                         .ok()
                         .flatten()
-                        .is_some_and(|o| o["properties"]["jobtitle"].as_str() == Some(p.marker.as_str()))
+                        .is_some_and(|o| {
+                            o["properties"]["jobtitle"].as_str() == Some(p.marker.as_str())
+                        })
                 });
                 tokio::select! { _ = stop.changed() => {}, _ = tokio::time::sleep(Duration::from_millis(10)) => {} }
             }
         })
     };
     let in_watch = {
-        let (d, store, portal, mut stop) = (Arc::clone(&inbound), Arc::clone(&bed.engine.store), bed.portal, watch_stop_rx.clone());
+        let (d, store, portal, mut stop) = (
+            Arc::clone(&inbound),
+            Arc::clone(&bed.engine.store),
+            bed.portal,
+            watch_stop_rx.clone(),
+        );
         tokio::spawn(async move {
             while !*stop.borrow() {
                 let ids: Vec<LocalId> = d.pending.lock().iter().map(|p| p.local_id).collect();
@@ -163,7 +209,12 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
                 {
                     let values: BTreeMap<i64, String> = records
                         .iter()
-                        .filter_map(|r| r.fields.get("last_name").as_str().map(|v| (r.local_id.0, v.to_owned())))
+                        .filter_map(|r| {
+                            r.fields
+                                .get("last_name")
+                                .as_str()
+                                .map(|v| (r.local_id.0, v.to_owned()))
+                        })
                         .collect();
                     d.resolve(|p| values.get(&p.local_id.0) == Some(&p.marker));
                 }
@@ -172,7 +223,10 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
         })
     };
 
-    println!("both sides editing at {} edits/s each for {} s…", options.rate, options.seconds);
+    println!(
+        "both sides editing at {} edits/s each for {} s…",
+        options.rate, options.seconds
+    );
     let mut rng = StdRng::seed_from_u64(17);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / (2.0 * options.rate)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -184,21 +238,49 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
         ticker.tick().await;
         k += 1;
         let app_side = k.is_multiple_of(2);
-        let (pool, direction) = if app_side { (app_rows, &outbound) } else { (remote_rows, &inbound) };
+        let (pool, direction) = if app_side {
+            (app_rows, &outbound)
+        } else {
+            (remote_rows, &inbound)
+        };
         // A record whose last edit has not arrived yet is skipped, so markers never overwrite
         // each other in flight.
-        let Some(&(local_id, hubspot_id)) = (0..16).map(|_| &pool[rng.random_range(0..pool.len())]).find(|(l, _)| !direction.is_busy(*l)) else {
+        let Some(&(local_id, hubspot_id)) = (0..16)
+            .map(|_| &pool[rng.random_range(0..pool.len())])
+            .find(|(l, _)| !direction.is_busy(*l))
+        else {
             continue;
         };
         let marker = format!("soak-{k}");
         if app_side {
-            let changes: Changes = [("title".to_owned(), json!(marker.clone()))].into_iter().collect();
-            bed.engine.store.update_record(bed.portal, ObjectType::Contacts, local_id, &changes).await?;
-            outbound.start(Pending { local_id, hubspot_id, marker, at: Instant::now() });
+            let changes: Changes = [("title".to_owned(), json!(marker.clone()))]
+                .into_iter()
+                .collect();
+            bed.engine
+                .store
+                .update_record(bed.portal, ObjectType::Contacts, local_id, &changes)
+                .await?;
+            outbound.start(Pending {
+                local_id,
+                hubspot_id,
+                marker,
+                at: Instant::now(),
+            });
             app_edits += 1;
         } else {
-            admin.update(PORTAL, ObjectKind::Contact, hubspot_id.0, [("lastname", marker.clone())], DEFAULT_USER_ID)?;
-            inbound.start(Pending { local_id, hubspot_id, marker, at: Instant::now() });
+            admin.update(
+                PORTAL,
+                ObjectKind::Contact,
+                hubspot_id.0,
+                [("lastname", marker.clone())],
+                DEFAULT_USER_ID,
+            )?;
+            inbound.start(Pending {
+                local_id,
+                hubspot_id,
+                marker,
+                at: Instant::now(),
+            });
             remote_edits += 1;
         }
     }
@@ -217,7 +299,10 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
     wait_quiet(&bed).await?;
     let stats = admin.stats().portal(PORTAL);
     let counters_after = bed.engine.store.counters(bed.portal).await?;
-    let delta = |name: &str| counters_after.get(name).copied().unwrap_or(0) - counters_before.get(name).copied().unwrap_or(0);
+    let delta = |name: &str| {
+        counters_after.get(name).copied().unwrap_or(0)
+            - counters_before.get(name).copied().unwrap_or(0)
+    };
     // Checked while the runner still holds the portal (stopping it unregisters the client).
     let convergence = converge::check(&bed.engine, bed.portal).await;
     let _ = stop_tx.send(true);
@@ -229,44 +314,123 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<Report> {
     out_lat.sort_unstable();
     in_lat.sort_unstable();
     let ops = &stats.requests_by_operation;
-    let sum_ops = |pred: &dyn Fn(&str) -> bool| -> u64 { ops.iter().filter(|(op, _)| pred(op)).map(|(_, n)| n).sum() };
+    let sum_ops = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        ops.iter().filter(|(op, _)| pred(op)).map(|(_, n)| n).sum()
+    };
     let writes = sum_ops(&|op| op.contains(".batch_") && !op.ends_with("batch_read"));
-    let reads = sum_ops(&|op| op.ends_with("batch_read") || op.ends_with(".get") || op.ends_with(".list"));
+    let reads =
+        sum_ops(&|op| op.ends_with("batch_read") || op.ends_with(".get") || op.ends_with(".list"));
     let searches = sum_ops(&|op| op.ends_with(".search"));
     let rate_limited: u64 = stats.rate_limited.values().sum();
     let lower_bound = app_edits.div_ceil(PAGE);
 
     report.metric(Metric::new("app edits", app_edits as f64, "edits"));
     report.metric(Metric::new("HubSpot edits", remote_edits as f64, "edits"));
-    report.metric(Metric::new("edits/s per side, achieved", round(app_edits as f64 / editing.as_secs_f64(), 1), "edits/s"));
-    report.metric(Metric::new("app → HubSpot latency p50", ms(percentile(&out_lat, 50.0)), "ms"));
-    report.metric(Metric::new("app → HubSpot latency p99", ms(percentile(&out_lat, 99.0)), "ms"));
-    report.metric(Metric::new("HubSpot → app latency p50", ms(percentile(&in_lat, 50.0)), "ms"));
+    report.metric(Metric::new(
+        "edits/s per side, achieved",
+        round(app_edits as f64 / editing.as_secs_f64(), 1),
+        "edits/s",
+    ));
+    report.metric(Metric::new(
+        "app → HubSpot latency p50",
+        ms(percentile(&out_lat, 50.0)),
+        "ms",
+    ));
+    report.metric(Metric::new(
+        "app → HubSpot latency p99",
+        ms(percentile(&out_lat, 99.0)),
+        "ms",
+    ));
+    report.metric(Metric::new(
+        "HubSpot → app latency p50",
+        ms(percentile(&in_lat, 50.0)),
+        "ms",
+    ));
     report.metric(
-        Metric::new("HubSpot → app latency p99", ms(percentile(&in_lat, 99.0)), "ms")
-            .target("< 500 ms (issue: from delivery; here from the edit)", |v| v < 500.0),
+        Metric::new(
+            "HubSpot → app latency p99",
+            ms(percentile(&in_lat, 99.0)),
+            "ms",
+        )
+        .target("< 500 ms (issue: from delivery; here from the edit)", |v| {
+            v < 500.0
+        }),
     );
-    report.metric(Metric::new("edits never seen on the other side", (lost_out + lost_in) as f64, "edits").target("0", |v| v == 0.0));
-    report.metric(Metric::new("HubSpot write calls", writes as f64, "calls").bound(lower_bound as f64));
-    report.metric(Metric::new("HubSpot reads (batch read, get, list)", reads as f64, "calls").bound(0.0));
+    report.metric(
+        Metric::new(
+            "edits never seen on the other side",
+            (lost_out + lost_in) as f64,
+            "edits",
+        )
+        .target("0", |v| v == 0.0),
+    );
+    report.metric(
+        Metric::new("HubSpot write calls", writes as f64, "calls").bound(lower_bound as f64),
+    );
+    report.metric(
+        Metric::new(
+            "HubSpot reads (batch read, get, list)",
+            reads as f64,
+            "calls",
+        )
+        .bound(0.0),
+    );
     report.metric(Metric::new("HubSpot searches", searches as f64, "calls"));
-    report.metric(Metric::new("all HubSpot calls", stats.requests as f64, "calls").bound(lower_bound as f64));
-    report.metric(Metric::new("429 answers", rate_limited as f64, "answers").target("0", |v| v == 0.0));
     report.metric(
-        Metric::new("records written to HubSpot per app edit", round(delta(counters::PUSHED) as f64 / app_edits.max(1) as f64, 3), "writes/edit")
-            .target("≤ 1 (no loop)", |v| v <= 1.0),
+        Metric::new("all HubSpot calls", stats.requests as f64, "calls").bound(lower_bound as f64),
     );
     report.metric(
-        Metric::new("local applies per HubSpot edit", round(delta(counters::APPLIED) as f64 / remote_edits.max(1) as f64, 3), "applies/edit")
-            .target("≤ 1 (no loop)", |v| v <= 1.0),
+        Metric::new("429 answers", rate_limited as f64, "answers").target("0", |v| v == 0.0),
     );
-    report.metric(Metric::new("echoes dropped by change source", delta(counters::ECHO_CHANGE_SOURCE) as f64, "events"));
-    report.metric(Metric::new("echoes dropped by origin marker", delta(counters::ECHO_ORIGIN) as f64, "events"));
-    report.metric(Metric::new("echoes dropped by fingerprint/base", delta(counters::ECHO_FINGERPRINT) as f64, "events"));
-    report.metric(Metric::new("webhook events delivered", stats.webhook_events_delivered as f64, "events"));
+    report.metric(
+        Metric::new(
+            "records written to HubSpot per app edit",
+            round(delta(counters::PUSHED) as f64 / app_edits.max(1) as f64, 3),
+            "writes/edit",
+        )
+        .target("≤ 1 (no loop)", |v| v <= 1.0),
+    );
+    report.metric(
+        Metric::new(
+            "local applies per HubSpot edit",
+            round(
+                delta(counters::APPLIED) as f64 / remote_edits.max(1) as f64,
+                3,
+            ),
+            "applies/edit",
+        )
+        .target("≤ 1 (no loop)", |v| v <= 1.0),
+    );
+    report.metric(Metric::new(
+        "echoes dropped by change source",
+        delta(counters::ECHO_CHANGE_SOURCE) as f64,
+        "events",
+    ));
+    report.metric(Metric::new(
+        "echoes dropped by origin marker",
+        delta(counters::ECHO_ORIGIN) as f64,
+        "events",
+    ));
+    report.metric(Metric::new(
+        "echoes dropped by fingerprint/base",
+        delta(counters::ECHO_FINGERPRINT) as f64,
+        "events",
+    ));
+    report.metric(Metric::new(
+        "webhook events delivered",
+        stats.webhook_events_delivered as f64,
+        "events",
+    ));
     report.cpu("editing (hubsync, emulator and watchers)", cpu, editing);
     let identical = convergence.is_identical();
-    report.metric(Metric::new("both sides identical at the end", if identical { 1.0 } else { 0.0 }, "bool").target("1", |v| v == 1.0));
+    report.metric(
+        Metric::new(
+            "both sides identical at the end",
+            if identical { 1.0 } else { 0.0 },
+            "bool",
+        )
+        .target("1", |v| v == 1.0),
+    );
     report.note(format!(
         "production worker settings: outbound linger {} ms, idle poll {} ms, inbound batch {}; the watchers poll every 10 ms",
         settings.outbound_linger.as_millis(),
@@ -296,7 +460,9 @@ async fn wait_quiet(bed: &Bed) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut quiet_rounds = 0;
     while quiet_rounds < 3 {
-        bed.admin().wait_webhooks_idle(Duration::from_secs(30)).await;
+        bed.admin()
+            .wait_webhooks_idle(Duration::from_secs(30))
+            .await;
         let depths = bed.engine.store.queue_depths(bed.portal).await?;
         if depths.outbox == 0 && depths.inbox == 0 {
             quiet_rounds += 1;

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hubsync_core::{AppId, ObjectType, PortalId};
-use hubsync_emulator::{Admin, Emulator, EmulatorConfig, EmulatorHandle, Faults, PortalConfig, Settings, Tier};
+use hubsync_emulator::{
+    Admin, Emulator, EmulatorConfig, EmulatorHandle, Faults, PortalConfig, Settings, Tier,
+};
 use hubsync_engine::{Engine, EngineSettings, setup};
 use hubsync_hubspot::{ClientConfig, HubspotClient};
 use hubsync_mapping::Mappings;
@@ -70,10 +72,14 @@ impl Bed {
             faults: options.faults,
             ..EmulatorConfig::default()
         };
-        let emulator = Emulator::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
+        let emulator =
+            Emulator::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
 
         let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hubsync.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("hubsync.db").display()
+        );
         let sqlite = Arc::new(SqliteStore::open(&url).await?);
         let store: Arc<dyn Store> = sqlite.clone();
         let portal = Portal {
@@ -88,9 +94,19 @@ impl Bed {
         };
         store.upsert_portal(&portal).await?;
         let hubspot = HubspotClient::new(ClientConfig::with_base_url(emulator.base_url()))?;
-        let settings = EngineSettings { app_id: Some(AppId(APP)), ..options.settings.unwrap_or_default() };
-        let engine = Engine { store, mappings: Arc::new(Mappings::embedded()?), hubspot, settings: Arc::new(settings) };
-        setup::connect_portal(&engine, &portal, None).await.context("connecting the bench portal")?;
+        let settings = EngineSettings {
+            app_id: Some(AppId(APP)),
+            ..options.settings.unwrap_or_default()
+        };
+        let engine = Engine {
+            store,
+            mappings: Arc::new(Mappings::embedded()?),
+            hubspot,
+            settings: Arc::new(settings),
+        };
+        setup::connect_portal(&engine, &portal, None)
+            .await
+            .context("connecting the bench portal")?;
         Ok(Bed {
             emulator,
             engine,
@@ -112,14 +128,23 @@ impl Bed {
     pub async fn serve(&mut self) -> anyhow::Result<String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let webhook = hubsync_server::WebhookConfig::new(secrecy::SecretString::from(WEBHOOK_SECRET));
-        let router = hubsync_server::router(self.engine.clone(), hubsync_server::ServerConfig::new(url.clone(), Some(webhook)), None);
+        let webhook =
+            hubsync_server::WebhookConfig::new(secrecy::SecretString::from(WEBHOOK_SECRET));
+        let router = hubsync_server::router(
+            self.engine.clone(),
+            hubsync_server::ServerConfig::new(url.clone(), Some(webhook)),
+            None,
+        );
         let (stop_tx, mut stop_rx) = watch::channel(false);
         tokio::spawn(hubsync_server::run(listener, router, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         }));
         self.stop = Some(stop_tx);
-        self.admin().set_webhook(PORTAL, Some(format!("{url}{}", hubsync_server::WEBHOOK_PATH)), None)?;
+        self.admin().set_webhook(
+            PORTAL,
+            Some(format!("{url}{}", hubsync_server::WEBHOOK_PATH)),
+            None,
+        )?;
         Ok(url)
     }
 
@@ -164,7 +189,16 @@ impl Bed {
         stats
             .requests_by_operation
             .iter()
-            .filter(|(op, _)| ["batch_create", "batch_update", "batch_upsert", "batch_archive"].iter().any(|w| op.ends_with(w)))
+            .filter(|(op, _)| {
+                [
+                    "batch_create",
+                    "batch_update",
+                    "batch_upsert",
+                    "batch_archive",
+                ]
+                .iter()
+                .any(|w| op.ends_with(w))
+            })
             .map(|(_, n)| n)
             .sum()
     }
