@@ -76,7 +76,11 @@ pub async fn plan(
     // Linking by key only matters while the app has rows HubSpot has never seen; skip the
     // lookups (a scan of the key column) when it has none, as in most imports.
     let mut can_link: BTreeMap<ObjectType, bool> = BTreeMap::new();
-    for ty in states.iter().map(|s| s.object_type).collect::<BTreeSet<_>>() {
+    for ty in states
+        .iter()
+        .map(|s| s.object_type)
+        .collect::<BTreeSet<_>>()
+    {
         let unlinked = [
             Filter::new("hubspot_id", FilterOp::IsNull, serde_json::Value::Null),
             Filter::new("deleted_at", FilterOp::IsNull, serde_json::Value::Null),
@@ -86,7 +90,9 @@ pub async fn plan(
 
     for mut state in states {
         let ty = state.object_type;
-        let mut local = store.find_by_hubspot_id(portal, ty, state.hubspot_id).await?;
+        let mut local = store
+            .find_by_hubspot_id(portal, ty, state.hubspot_id)
+            .await?;
         let mut linking = false;
         if local.is_none() {
             if state.hubsync_id.is_some() {
@@ -113,7 +119,11 @@ pub async fn plan(
 
         let Some(local) = local else {
             // A record the app has never seen: create its row.
-            let changes = state.fields.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+            let changes = state
+                .fields
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect();
             ops.push(ApplyOp::Upsert(InboundUpsert {
                 object_type: ty,
                 local_id: None,
@@ -124,7 +134,14 @@ pub async fn plan(
                 fp_received: Some(Fingerprint::of(&state.fields)),
                 remote_updated_at: Some(state.updated_at),
             }));
-            ops.push(notify(portal, ty, "created", None, state.hubspot_id, &state.fields));
+            ops.push(notify(
+                portal,
+                ty,
+                "created",
+                None,
+                state.hubspot_id,
+                &state.fields,
+            ));
             stats.applied += 1;
             continue;
         };
@@ -142,15 +159,26 @@ pub async fn plan(
         };
         let base = sync.as_ref().and_then(|s| s.base.clone());
         if let Some(sync) = &sync
-            && sync.remote_updated_at.is_some_and(|seen| state.updated_at < seen)
+            && sync
+                .remote_updated_at
+                .is_some_and(|seen| state.updated_at < seen)
         {
             // A read that raced a push: older than what the push wrote, it says nothing about
             // the fields written since (their base is newer); it still tells the others.
             let known: BTreeSet<String> = match state.scope.take() {
                 Some(scope) => scope,
-                None => state.fields.iter().map(|(field, _)| field.to_owned()).collect(),
+                None => state
+                    .fields
+                    .iter()
+                    .map(|(field, _)| field.to_owned())
+                    .collect(),
             };
-            state.scope = Some(known.into_iter().filter(|f| sync.base_ts.get(f).is_none_or(|ts| *ts <= state.updated_at)).collect());
+            state.scope = Some(
+                known
+                    .into_iter()
+                    .filter(|f| sync.base_ts.get(f).is_none_or(|ts| *ts <= state.updated_at))
+                    .collect(),
+            );
         }
         if is_echo(&state, base.as_ref(), sync.as_ref()) {
             stats.echoes += 1;
@@ -196,11 +224,16 @@ pub async fn plan(
         // HubSpot keeps its value until the outbound worker writes it.
         let mut stored_base = outcome.merged.clone();
         for field in outcome.remote_changes.keys() {
-            let known = state.scope.as_ref().is_none_or(|scope| scope.contains(field));
+            let known = state
+                .scope
+                .as_ref()
+                .is_none_or(|scope| scope.contains(field));
             let held = if known {
                 state.fields.get(field).clone()
             } else {
-                base.as_ref().map(|b| b.get(field).clone()).unwrap_or_default()
+                base.as_ref()
+                    .map(|b| b.get(field).clone())
+                    .unwrap_or_default()
             };
             stored_base.set(field.clone(), held);
         }
@@ -216,11 +249,22 @@ pub async fn plan(
         }));
         if !outcome.remote_changes.is_empty() {
             stats.requeued += 1;
-            ops.push(ApplyOp::Enqueue { object_type: ty, local_id: local.local_id, op: OutboxOp::Upsert });
+            ops.push(ApplyOp::Enqueue {
+                object_type: ty,
+                local_id: local.local_id,
+                op: OutboxOp::Upsert,
+            });
         }
         if local_changed {
             stats.applied += 1;
-            ops.push(notify(portal, ty, "updated", Some(local.local_id.0), state.hubspot_id, &outcome.merged));
+            ops.push(notify(
+                portal,
+                ty,
+                "updated",
+                Some(local.local_id.0),
+                state.hubspot_id,
+                &outcome.merged,
+            ));
         }
         if linking {
             stats.linked += 1;
@@ -237,7 +281,9 @@ fn is_echo(state: &RemoteState, base: Option<&FieldMap>, sync: Option<&SyncState
     match &state.scope {
         None => {
             base == Some(&state.fields)
-                || sync.and_then(|s| s.fp_sent).is_some_and(|fp| fp == Fingerprint::of(&state.fields))
+                || sync
+                    .and_then(|s| s.fp_sent)
+                    .is_some_and(|fp| fp == Fingerprint::of(&state.fields))
         }
         Some(scope) => base.is_some_and(|b| scope.iter().all(|f| b.get(f) == state.fields.get(f))),
     }
@@ -251,7 +297,12 @@ async fn link_candidate(
     state: &RemoteState,
 ) -> Result<Option<LocalRecord>, EngineError> {
     let (field, value) = match state.object_type {
-        ObjectType::Contacts => match state.fields.get("email_addresses").as_array().and_then(|a| a.first()) {
+        ObjectType::Contacts => match state
+            .fields
+            .get("email_addresses")
+            .as_array()
+            .and_then(|a| a.first())
+        {
             Some(email) => ("email_addresses", email.clone()),
             None => return Ok(None),
         },
@@ -261,19 +312,32 @@ async fn link_candidate(
         },
         ObjectType::Deals => return Ok(None),
     };
-    let candidates = engine.store.find_by_key(portal, state.object_type, field, &value).await?;
-    Ok(candidates.into_iter().find(|r| r.hubspot_id.is_none() && !r.deleted))
+    let candidates = engine
+        .store
+        .find_by_key(portal, state.object_type, field, &value)
+        .await?;
+    Ok(candidates
+        .into_iter()
+        .find(|r| r.hubspot_id.is_none() && !r.deleted))
 }
 
 fn base_ts_for(fields: &FieldMap, state: &RemoteState) -> BTreeMap<String, i64> {
     fields
         .keys()
-        .map(|k| (k.to_owned(), state.field_ts.get(k).copied().unwrap_or(state.updated_at)))
+        .map(|k| {
+            (
+                k.to_owned(),
+                state.field_ts.get(k).copied().unwrap_or(state.updated_at),
+            )
+        })
         .collect()
 }
 
 pub(crate) fn counter(name: &str, delta: i64) -> ApplyOp {
-    ApplyOp::Counter { name: name.to_owned(), delta }
+    ApplyOp::Counter {
+        name: name.to_owned(),
+        delta,
+    }
 }
 
 /// The app notification of one applied change, in the unified shape.

@@ -79,24 +79,49 @@ pub async fn check(engine: &Engine, portal: PortalId) -> Result<Convergence, Eng
         let remote = remote_records(engine, portal, ty).await?;
         if ty == ObjectType::Contacts {
             for fields in remote.values() {
-                if let Some(email) = fields.get("email_addresses").as_array().and_then(|a| a.first()).and_then(|e| e.as_str()) {
+                if let Some(email) = fields
+                    .get("email_addresses")
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(|e| e.as_str())
+                {
                     *emails.entry(email.to_ascii_lowercase()).or_default() += 1;
                 }
             }
         }
-        report.types.insert(ty, compare(engine, portal, ty, &remote).await?);
+        report
+            .types
+            .insert(ty, compare(engine, portal, ty, &remote).await?);
     }
-    report.duplicate_emails = emails.into_iter().filter(|(_, n)| *n > 1).map(|(e, _)| e).collect();
+    report.duplicate_emails = emails
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(e, _)| e)
+        .collect();
     Ok(report)
 }
 
-async fn remote_records(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<BTreeMap<HubspotId, FieldMap>, EngineError> {
-    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+async fn remote_records(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+) -> Result<BTreeMap<HubspotId, FieldMap>, EngineError> {
+    let api = engine
+        .api(portal)?
+        .with_priority(hubsync_hubspot::Priority::Reconcile);
     let mut out = BTreeMap::new();
     let mut after = None;
     loop {
         let page = api
-            .list_page(ty, &ListParams { limit: Some(100), after: after.clone(), properties: engine.read_properties(ty), archived: false })
+            .list_page(
+                ty,
+                &ListParams {
+                    limit: Some(100),
+                    after: after.clone(),
+                    properties: engine.read_properties(ty),
+                    archived: false,
+                },
+            )
             .await?;
         for state in remote_states(engine, ty, page.results).await? {
             out.insert(state.hubspot_id, state.fields);
@@ -115,7 +140,10 @@ async fn compare(
     remote: &BTreeMap<HubspotId, FieldMap>,
 ) -> Result<TypeConvergence, EngineError> {
     let store = &engine.store;
-    let mut result = TypeConvergence { remote_live: remote.len(), ..TypeConvergence::default() };
+    let mut result = TypeConvergence {
+        remote_live: remote.len(),
+        ..TypeConvergence::default()
+    };
     let mut linked: BTreeMap<HubspotId, usize> = BTreeMap::new();
     let mut after = None;
     loop {
@@ -149,12 +177,24 @@ async fn compare(
                         (f, pair)
                     })
                     .collect();
-                result.differences.push(Difference { local_id: row.local_id, hubspot_id: id, fields });
+                result.differences.push(Difference {
+                    local_id: row.local_id,
+                    hubspot_id: id,
+                    fields,
+                });
             }
         }
     }
     let linked_ids: BTreeSet<HubspotId> = linked.keys().copied().collect();
-    result.missing_locally = remote.keys().filter(|id| !linked_ids.contains(id)).copied().collect();
-    result.duplicate_links = linked.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id).collect();
+    result.missing_locally = remote
+        .keys()
+        .filter(|id| !linked_ids.contains(id))
+        .copied()
+        .collect();
+    result.duplicate_links = linked
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id)
+        .collect();
     Ok(result)
 }

@@ -14,8 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hubsync_core::{FieldMap, HubspotId, ObjectType, PortalId};
+use hubsync_hubspot::model::{
+    BatchReadRequest, HUBSYNC_ID_PROPERTY, HUBSYNC_ORIGIN_PROPERTY, HubspotObject, MAX_BATCH_INPUTS,
+};
 use hubsync_hubspot::webhooks::{EventKind, WebhookEvent};
-use hubsync_hubspot::model::{BatchReadRequest, HUBSYNC_ID_PROPERTY, HUBSYNC_ORIGIN_PROPERTY, HubspotObject, MAX_BATCH_INPUTS};
 use hubsync_store::{ApplyOp, Fence, InboxItem};
 use serde_json::json;
 
@@ -73,14 +75,26 @@ pub async fn apply_once(engine: &Engine, portal: PortalId) -> Result<InboundStep
 
 /// [`apply_once`] for the holder of the portal's lease: the apply carries the tenure's fence and
 /// is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn apply_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<&Tenure>) -> Result<InboundStep, EngineError> {
+pub async fn apply_once_fenced(
+    engine: &Engine,
+    portal: PortalId,
+    tenure: Option<&Tenure>,
+) -> Result<InboundStep, EngineError> {
     let fence = tenure.map(Tenure::fence);
     let settings = &engine.settings;
     let items = engine
         .store
-        .claim_inbox(portal, settings.inbound_batch, settings.inbound_lease, &settings.worker_id)
+        .claim_inbox(
+            portal,
+            settings.inbound_batch,
+            settings.inbound_lease,
+            &settings.worker_id,
+        )
         .await?;
-    let mut step = InboundStep { claimed: items.len(), ..InboundStep::default() };
+    let mut step = InboundStep {
+        claimed: items.len(),
+        ..InboundStep::default()
+    };
     if items.is_empty() {
         return Ok(step);
     }
@@ -114,15 +128,24 @@ async fn apply_claimed(
     // Coalesce per object; merges re-point ids first.
     let mut objects: BTreeMap<(ObjectType, HubspotId), ObjectEvents> = BTreeMap::new();
     for event in &events {
-        let (Some(ty), Some(id)) = (event.object_type, event.object_id) else { continue };
+        let (Some(ty), Some(id)) = (event.object_type, event.object_id) else {
+            continue;
+        };
         match &event.kind {
             EventKind::Merge => {
-                let survivor = event.new_object_id.or(event.primary_object_id).unwrap_or(id);
+                let survivor = event
+                    .new_object_id
+                    .or(event.primary_object_id)
+                    .unwrap_or(id);
                 let mut merged: Vec<HubspotId> = event.merged_object_ids.clone();
                 if let Some(primary) = event.primary_object_id.filter(|p| *p != survivor) {
                     merged.push(primary);
                 }
-                ops.push(ApplyOp::Merge { object_type: ty, survivor, merged: merged.clone() });
+                ops.push(ApplyOp::Merge {
+                    object_type: ty,
+                    survivor,
+                    merged: merged.clone(),
+                });
                 for old in merged {
                     objects.remove(&(ty, old));
                 }
@@ -140,10 +163,15 @@ async fn apply_claimed(
                 entry.latest_change = entry.latest_change.max(event.occurred_at);
             }
             EventKind::PropertyChange => {
-                let Some(name) = &event.property_name else { continue };
+                let Some(name) = &event.property_name else {
+                    continue;
+                };
                 let entry = objects.entry((ty, id)).or_default();
                 entry.latest_change = entry.latest_change.max(event.occurred_at);
-                let slot = entry.properties.entry(name.clone()).or_insert((i64::MIN, None));
+                let slot = entry
+                    .properties
+                    .entry(name.clone())
+                    .or_insert((i64::MIN, None));
                 if event.occurred_at > slot.0 {
                     *slot = (event.occurred_at, event.property_value.clone());
                 } else if event.occurred_at == slot.0 && event.property_value != slot.1 {
@@ -168,8 +196,18 @@ async fn apply_claimed(
         if let Some(deleted_at) = obj.deleted_at
             && deleted_at >= obj.latest_change
         {
-            ops.push(ApplyOp::Delete { object_type: ty, hubspot_id: id });
-            ops.push(apply::notify(portal, ty, "deleted", None, id, &FieldMap::new()));
+            ops.push(ApplyOp::Delete {
+                object_type: ty,
+                hubspot_id: id,
+            });
+            ops.push(apply::notify(
+                portal,
+                ty,
+                "deleted",
+                None,
+                id,
+                &FieldMap::new(),
+            ));
             step.deleted += 1;
             continue;
         }
@@ -201,7 +239,10 @@ async fn apply_claimed(
     step.applied = stats.applied;
     step.conflicts = stats.conflicts;
     if step.echo_change_source > 0 {
-        ops.push(counter(counters::ECHO_CHANGE_SOURCE, step.echo_change_source as i64));
+        ops.push(counter(
+            counters::ECHO_CHANGE_SOURCE,
+            step.echo_change_source as i64,
+        ));
     }
     if step.echo_origin > 0 {
         ops.push(counter(counters::ECHO_ORIGIN, step.echo_origin as i64));
@@ -212,9 +253,12 @@ async fn apply_claimed(
         metrics::histogram!("hubsync_inbound_lag_seconds", "portal" => portal.to_string())
             .record((crate::now_ms() - oldest).max(0) as f64 / 1000.0);
     }
-    metrics::counter!("hubsync_echoes_dropped_total", "path" => "change_source").increment(step.echo_change_source);
-    metrics::counter!("hubsync_echoes_dropped_total", "path" => "origin").increment(step.echo_origin);
-    metrics::counter!("hubsync_echoes_dropped_total", "path" => "fingerprint").increment(step.echo_fingerprint);
+    metrics::counter!("hubsync_echoes_dropped_total", "path" => "change_source")
+        .increment(step.echo_change_source);
+    metrics::counter!("hubsync_echoes_dropped_total", "path" => "origin")
+        .increment(step.echo_origin);
+    metrics::counter!("hubsync_echoes_dropped_total", "path" => "fingerprint")
+        .increment(step.echo_fingerprint);
     Ok(())
 }
 
@@ -246,8 +290,14 @@ fn parse_event(payload: &serde_json::Value) -> Result<WebhookEvent, String> {
         .ok_or_else(|| "empty event".to_owned())
 }
 
-fn drop_change_source_echoes(engine: &Engine, events: Vec<WebhookEvent>, step: &mut InboundStep) -> Vec<WebhookEvent> {
-    let Some(app) = engine.settings.app_id else { return events };
+fn drop_change_source_echoes(
+    engine: &Engine,
+    events: Vec<WebhookEvent>,
+    step: &mut InboundStep,
+) -> Vec<WebhookEvent> {
+    let Some(app) = engine.settings.app_id else {
+        return events;
+    };
     events
         .into_iter()
         .filter(|e| {
@@ -270,14 +320,23 @@ async fn drop_origin_echoes(
 ) -> Result<Vec<WebhookEvent>, EngineError> {
     let mut our_writes: BTreeSet<(ObjectType, HubspotId, i64)> = BTreeSet::new();
     for e in &events {
-        let (Some(ty), Some(id)) = (e.object_type, e.object_id) else { continue };
+        let (Some(ty), Some(id)) = (e.object_type, e.object_id) else {
+            continue;
+        };
         if e.kind == EventKind::PropertyChange
             && e.property_name.as_deref() == Some(HUBSYNC_ORIGIN_PROPERTY)
-            && e.property_value.as_deref().is_some_and(|v| v.starts_with("hubsync:"))
+            && e.property_value
+                .as_deref()
+                .is_some_and(|v| v.starts_with("hubsync:"))
         {
             // Confirm it is the value we last wrote to this record.
-            let sync = engine.store.get_sync_state_by_hubspot_id(portal, ty, id).await?;
-            let ours = sync.and_then(|s| s.last_origin).is_some_and(|o| Some(o.as_str()) == e.property_value.as_deref());
+            let sync = engine
+                .store
+                .get_sync_state_by_hubspot_id(portal, ty, id)
+                .await?;
+            let ours = sync
+                .and_then(|s| s.last_origin)
+                .is_some_and(|o| Some(o.as_str()) == e.property_value.as_deref());
             if ours {
                 our_writes.insert((ty, id, e.occurred_at));
             }
@@ -307,10 +366,16 @@ async fn state_from_properties(
     id: HubspotId,
     obj: &ObjectEvents,
 ) -> Result<Option<RemoteState>, EngineError> {
-    let Some(sync) = engine.store.get_sync_state_by_hubspot_id(portal, ty, id).await? else {
+    let Some(sync) = engine
+        .store
+        .get_sync_state_by_hubspot_id(portal, ty, id)
+        .await?
+    else {
         return Ok(None);
     };
-    let Some(base) = sync.base.clone() else { return Ok(None) };
+    let Some(base) = sync.base.clone() else {
+        return Ok(None);
+    };
     let mut properties = engine.mappings.to_hubspot(ty, &base).await?;
     let mut changed_any = false;
     for (name, (at, value)) in &obj.properties {
@@ -341,7 +406,10 @@ async fn state_from_properties(
         Err(error) => return Err(error.into()),
     };
     let scope: BTreeSet<String> = base.diff(&fields).into_keys().collect();
-    let field_ts = scope.iter().map(|f| (f.clone(), obj.latest_change)).collect();
+    let field_ts = scope
+        .iter()
+        .map(|f| (f.clone(), obj.latest_change))
+        .collect();
     let _ = changed_any;
     Ok(Some(RemoteState {
         object_type: ty,
@@ -391,7 +459,10 @@ pub(crate) async fn remote_states(
                 updated_at: (object.updated_at.unix_timestamp_nanos() / 1_000_000) as i64,
                 field_ts: BTreeMap::new(),
                 scope: None,
-                hubsync_id: object.property(HUBSYNC_ID_PROPERTY).filter(|s| !s.is_empty()).map(str::to_owned),
+                hubsync_id: object
+                    .property(HUBSYNC_ID_PROPERTY)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
             }),
             Err(error) => {
                 tracing::warn!(object_type = %ty, hubspot_id = %object.id, %error, "HubSpot record does not map; skipped");

@@ -84,13 +84,18 @@ pub struct Engine {
 impl Engine {
     /// A portal's HubSpot client.
     pub fn api(&self, portal: PortalId) -> Result<PortalClient, EngineError> {
-        self.hubspot.get(portal).ok_or(EngineError::PortalNotConnected(portal))
+        self.hubspot
+            .get(portal)
+            .ok_or(EngineError::PortalNotConnected(portal))
     }
 
     /// The properties to request when reading a type: the mapped ones plus hubsync's own.
     pub fn read_properties(&self, object_type: ObjectType) -> Vec<String> {
         let mut props = self.mappings.synced_properties(object_type).to_vec();
-        for p in [hubsync_hubspot::model::HUBSYNC_ID_PROPERTY, hubsync_hubspot::model::HUBSYNC_ORIGIN_PROPERTY] {
+        for p in [
+            hubsync_hubspot::model::HUBSYNC_ID_PROPERTY,
+            hubsync_hubspot::model::HUBSYNC_ORIGIN_PROPERTY,
+        ] {
             if !props.iter().any(|q| q == p) {
                 props.push(p.to_owned());
             }

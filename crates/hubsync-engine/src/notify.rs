@@ -31,8 +31,15 @@ pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
 }
 
 /// Delivers up to `limit` due app webhooks. Returns how many were delivered.
-pub async fn deliver_once(engine: &Engine, http: &reqwest::Client, limit: u32) -> Result<usize, EngineError> {
-    let deliveries = engine.store.claim_app_deliveries(limit, Duration::from_secs(30)).await?;
+pub async fn deliver_once(
+    engine: &Engine,
+    http: &reqwest::Client,
+    limit: u32,
+) -> Result<usize, EngineError> {
+    let deliveries = engine
+        .store
+        .claim_app_deliveries(limit, Duration::from_secs(30))
+        .await?;
     let mut delivered = 0;
     for d in deliveries {
         let body = serde_json::to_vec(&d.payload).unwrap_or_default();
@@ -61,7 +68,10 @@ pub async fn deliver_once(engine: &Engine, http: &reqwest::Client, limit: u32) -
                 );
                 tracing::warn!(endpoint = d.endpoint.id, portal = %d.endpoint.portal, attempts = d.attempts,
                     status = ?outcome.as_ref().ok().map(|r| r.status().as_u16()), "app webhook delivery failed; will retry");
-                engine.store.retry_app_delivery(d.id, now_ms() + delay.as_millis() as i64).await?;
+                engine
+                    .store
+                    .retry_app_delivery(d.id, now_ms() + delay.as_millis() as i64)
+                    .await?;
             }
         }
     }

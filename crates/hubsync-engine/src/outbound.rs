@@ -13,12 +13,15 @@ use std::collections::BTreeMap;
 
 use hubsync_core::{FieldMap, Fingerprint, HubspotId, LocalId, ObjectType, PortalId};
 use hubsync_hubspot::model::{
-    BatchResponse, HUBSYNC_ID_PROPERTY, HUBSYNC_ORIGIN_PROPERTY, HubspotObject, MAX_BATCH_INPUTS, UpdateInput,
-    UpsertInput, UpsertedObject,
+    BatchResponse, HUBSYNC_ID_PROPERTY, HUBSYNC_ORIGIN_PROPERTY, HubspotObject, MAX_BATCH_INPUTS,
+    UpdateInput, UpsertInput, UpsertedObject,
 };
 use hubsync_hubspot::{ApiError, HubspotError};
 use hubsync_mapping::Properties;
-use hubsync_store::{AckOutcome, ItemRange, LocalRecord, OutboundAck, OutboundFailure, OutboxClaim, OutboxOp, SyncState};
+use hubsync_store::{
+    AckOutcome, ItemRange, LocalRecord, OutboundAck, OutboundFailure, OutboxClaim, OutboxOp,
+    SyncState,
+};
 use serde_json::json;
 
 use crate::lease::Tenure;
@@ -72,7 +75,9 @@ struct Results {
 
 impl Results {
     fn written(&mut self, p: &Pending, hubspot_id: HubspotId, object: Option<&HubspotObject>) {
-        let ts = object.map_or_else(now_ms, |o| (o.updated_at.unix_timestamp_nanos() / 1_000_000) as i64);
+        let ts = object.map_or_else(now_ms, |o| {
+            (o.updated_at.unix_timestamp_nanos() / 1_000_000) as i64
+        });
         let base_ts = p.fields.keys().map(|k| (k.to_owned(), ts)).collect();
         self.acks.push(OutboundAck {
             range: p.claim.range(),
@@ -88,7 +93,13 @@ impl Results {
         self.step.written += 1;
     }
 
-    fn dead_letter(&mut self, claim: &OutboxClaim, category: &str, reason: String, payload: serde_json::Value) {
+    fn dead_letter(
+        &mut self,
+        claim: &OutboxClaim,
+        category: &str,
+        reason: String,
+        payload: serde_json::Value,
+    ) {
         tracing::warn!(
             portal = %claim.local_id, object_type = %claim.object_type, local_id = claim.local_id.0,
             category, %reason, "outbound record dead-lettered"
@@ -105,7 +116,12 @@ impl Results {
 
     fn defer(&mut self, claim: &OutboxClaim, error: &ApiError, max_attempts: u32) {
         if claim.attempts >= max_attempts {
-            self.dead_letter(claim, "RETRIES_EXHAUSTED", format!("gave up after {} attempts: {error}", claim.attempts), json!({}));
+            self.dead_letter(
+                claim,
+                "RETRIES_EXHAUSTED",
+                format!("gave up after {} attempts: {error}", claim.attempts),
+                json!({}),
+            );
             return;
         }
         let delay = hubsync_core::retry::backoff(
@@ -137,7 +153,11 @@ pub async fn push_once(engine: &Engine, portal: PortalId) -> Result<OutboundStep
 /// [`push_once`] for the holder of the portal's lease: nothing is sent to HubSpot once the
 /// tenure is no longer current ([`EngineError::LeaseExpired`]), and the acknowledgement carries
 /// its fence and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn push_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<&Tenure>) -> Result<OutboundStep, EngineError> {
+pub async fn push_once_fenced(
+    engine: &Engine,
+    portal: PortalId,
+    tenure: Option<&Tenure>,
+) -> Result<OutboundStep, EngineError> {
     let settings = &engine.settings;
     let limit = (settings.outbound_batch * settings.outbound_batches_per_step) as u32;
     let claims = engine
@@ -186,10 +206,12 @@ pub async fn push_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<
         // Never acknowledge two local rows onto one HubSpot record: the second is a duplicate
         // HubSpot folded into the first (it would also break the one-to-one sync state).
         let mut seen = std::collections::BTreeSet::new();
-        let (acks, duplicates): (Vec<_>, Vec<_>) = std::mem::take(&mut results.acks).into_iter().partition(|a| match &a.outcome {
-            AckOutcome::Written { hubspot_id, .. } => seen.insert(*hubspot_id),
-            AckOutcome::Deleted => true,
-        });
+        let (acks, duplicates): (Vec<_>, Vec<_>) = std::mem::take(&mut results.acks)
+            .into_iter()
+            .partition(|a| match &a.outcome {
+                AckOutcome::Written { hubspot_id, .. } => seen.insert(*hubspot_id),
+                AckOutcome::Deleted => true,
+            });
         for dup in duplicates {
             results.failures.push(OutboundFailure {
                 range: dup.range,
@@ -200,13 +222,22 @@ pub async fn push_once_fenced(engine: &Engine, portal: PortalId, tenure: Option<
             });
             results.step.dead_lettered += 1;
         }
-        engine.store.ack_outbound(portal, acks, tenure.map(Tenure::fence)).await?;
+        engine
+            .store
+            .ack_outbound(portal, acks, tenure.map(Tenure::fence))
+            .await?;
     }
     if !results.failures.is_empty() {
-        engine.store.fail_outbound(portal, std::mem::take(&mut results.failures)).await?;
+        engine
+            .store
+            .fail_outbound(portal, std::mem::take(&mut results.failures))
+            .await?;
     }
     if results.step.written > 0 {
-        engine.store.add_counter(portal, counters::PUSHED, results.step.written as i64).await?;
+        engine
+            .store
+            .add_counter(portal, counters::PUSHED, results.step.written as i64)
+            .await?;
     }
     match fatal {
         Some(error) => Err(error),
@@ -233,7 +264,11 @@ async fn push_type(
     // Rows and their sync states in one read.
     let mut records: BTreeMap<LocalId, LocalRecord> = BTreeMap::new();
     let mut syncs: BTreeMap<LocalId, SyncState> = BTreeMap::new();
-    for (record, sync) in engine.store.get_records_with_sync_states(portal, ty, &ids).await? {
+    for (record, sync) in engine
+        .store
+        .get_records_with_sync_states(portal, ty, &ids)
+        .await?
+    {
         if let Some(sync) = sync {
             syncs.insert(record.local_id, sync);
         }
@@ -253,12 +288,18 @@ async fn push_type(
         if deleted {
             match hubspot_id {
                 Some(id) => archives.push((claim, id)),
-                None => results.acks.push(OutboundAck { range: claim.range(), outcome: AckOutcome::Deleted }),
+                None => results.acks.push(OutboundAck {
+                    range: claim.range(),
+                    outcome: AckOutcome::Deleted,
+                }),
             }
             continue;
         }
         let Some(record) = record else { continue };
-        match engine.mappings.normalize(ty, &property_fields(&record.fields)) {
+        match engine
+            .mappings
+            .normalize(ty, &property_fields(&record.fields))
+        {
             Ok(fields) => writes.push((claim, fields, sync)),
             Err(error) => results.dead_letter(
                 &claim,
@@ -280,11 +321,18 @@ async fn push_type(
 
     let mut updates: Vec<Pending> = Vec::new();
     let mut creates: Vec<Pending> = Vec::new();
-    for (((claim, fields, sync), mapped), mapped_base) in writes.into_iter().zip(mapped_locals).zip(mapped_bases) {
+    for (((claim, fields, sync), mapped), mapped_base) in
+        writes.into_iter().zip(mapped_locals).zip(mapped_bases)
+    {
         let properties = match mapped {
             Ok(p) => p,
             Err(error) => {
-                results.dead_letter(&claim, "MAPPING_ERROR", error.to_string(), json!({"record": fields.to_unified()}));
+                results.dead_letter(
+                    &claim,
+                    "MAPPING_ERROR",
+                    error.to_string(),
+                    json!({"record": fields.to_unified()}),
+                );
                 continue;
             }
         };
@@ -315,18 +363,41 @@ async fn push_type(
                     continue;
                 }
                 changes.insert(HUBSYNC_ORIGIN_PROPERTY.to_owned(), origin.clone());
-                updates.push(Pending { claim, fields, properties: changes, hubspot_id: Some(id), origin });
+                updates.push(Pending {
+                    claim,
+                    fields,
+                    properties: changes,
+                    hubspot_id: Some(id),
+                    origin,
+                });
             }
             None => {
-                let mut props: Properties = properties.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+                let mut props: Properties = properties
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect();
                 props.insert(HUBSYNC_ORIGIN_PROPERTY.to_owned(), origin.clone());
-                creates.push(Pending { claim, fields, properties: props, hubspot_id: None, origin });
+                creates.push(Pending {
+                    claim,
+                    fields,
+                    properties: props,
+                    hubspot_id: None,
+                    origin,
+                });
             }
         }
     }
 
     for chunk in chunks(updates) {
-        push_updates(api, portal, ty, chunk, results, engine.settings.max_attempts).await?;
+        push_updates(
+            api,
+            portal,
+            ty,
+            chunk,
+            results,
+            engine.settings.max_attempts,
+        )
+        .await?;
     }
     for chunk in chunks(creates) {
         push_creates(engine, api, portal, ty, chunk, results).await?;
@@ -337,14 +408,22 @@ async fn push_type(
         match api.batch_archive(ty, &ids).await {
             Ok(()) => {
                 for (claim, _) in chunk {
-                    results.acks.push(OutboundAck { range: claim.range(), outcome: AckOutcome::Deleted });
+                    results.acks.push(OutboundAck {
+                        range: claim.range(),
+                        outcome: AckOutcome::Deleted,
+                    });
                     results.step.archived += 1;
                 }
             }
             Err(error) if error.is_portal_blocked() => return Err(error.into()),
             Err(error) if error.is_permanent_for_request() => {
                 for (claim, id) in chunk {
-                    results.dead_letter(&claim, error_category(&error), error.to_string(), json!({"archive": id}));
+                    results.dead_letter(
+                        &claim,
+                        error_category(&error),
+                        error.to_string(),
+                        json!({"archive": id}),
+                    );
                 }
             }
             Err(error) => {
@@ -367,7 +446,9 @@ fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
 }
 
 fn error_category(error: &ApiError) -> &str {
-    error.hubspot_error().map_or("ERROR", HubspotError::category)
+    error
+        .hubspot_error()
+        .map_or("ERROR", HubspotError::category)
 }
 
 /// Updates by id. Per-record errors dead-letter that record; a whole-call refusal that is not
@@ -384,7 +465,10 @@ async fn push_updates(
     while let Some(batch) = queue.pop() {
         let inputs: Vec<UpdateInput> = batch
             .iter()
-            .filter_map(|p| p.hubspot_id.map(|id| UpdateInput::by_id(id, p.properties.clone())))
+            .filter_map(|p| {
+                p.hubspot_id
+                    .map(|id| UpdateInput::by_id(id, p.properties.clone()))
+            })
             .collect();
         results.step.calls += 1;
         match api.batch_update(ty, &inputs).await {
@@ -398,7 +482,12 @@ async fn push_updates(
             }
             Err(error) if error.is_permanent_for_request() => {
                 for p in &batch {
-                    results.dead_letter(&p.claim, error_category(&error), error.to_string(), json!({"properties": p.properties}));
+                    results.dead_letter(
+                        &p.claim,
+                        error_category(&error),
+                        error.to_string(),
+                        json!({"properties": p.properties}),
+                    );
                 }
             }
             Err(error) => {
@@ -412,14 +501,24 @@ async fn push_updates(
     Ok(())
 }
 
-fn settle_updates(batch: Vec<Pending>, response: &BatchResponse<HubspotObject>, results: &mut Results) {
-    let by_id: BTreeMap<HubspotId, &HubspotObject> = response.results.iter().map(|o| (o.id, o)).collect();
+fn settle_updates(
+    batch: Vec<Pending>,
+    response: &BatchResponse<HubspotObject>,
+    results: &mut Results,
+) {
+    let by_id: BTreeMap<HubspotId, &HubspotObject> =
+        response.results.iter().map(|o| (o.id, o)).collect();
     for p in batch {
         let Some(id) = p.hubspot_id else { continue };
         if let Some(object) = by_id.get(&id) {
             results.written(&p, id, Some(object));
         } else if let Some(error) = response.error_for_id(&id.to_string()) {
-            results.dead_letter(&p.claim, error.category(), error.message.clone(), json!({"id": id, "properties": p.properties}));
+            results.dead_letter(
+                &p.claim,
+                error.category(),
+                error.message.clone(),
+                json!({"id": id, "properties": p.properties}),
+            );
         } else {
             // HubSpot silently omits merged-away ids from batch update results.
             results.dead_letter(
@@ -444,8 +543,12 @@ async fn push_creates(
 ) -> Result<(), EngineError> {
     let mut inputs_by_hubsync_id: BTreeMap<String, usize> = BTreeMap::new();
     for (i, p) in batch.iter_mut().enumerate() {
-        let hubsync_id = engine.store.ensure_hubsync_id(portal, ty, p.claim.local_id).await?;
-        p.properties.insert(HUBSYNC_ID_PROPERTY.to_owned(), hubsync_id.clone());
+        let hubsync_id = engine
+            .store
+            .ensure_hubsync_id(portal, ty, p.claim.local_id)
+            .await?;
+        p.properties
+            .insert(HUBSYNC_ID_PROPERTY.to_owned(), hubsync_id.clone());
         inputs_by_hubsync_id.insert(hubsync_id, i);
     }
     let mut queue = vec![batch];
@@ -460,7 +563,9 @@ async fn push_creates(
             .collect();
         results.step.calls += 1;
         match api.batch_upsert(ty, &inputs).await {
-            Ok(response) => settle_creates(engine, api, portal, ty, batch, &response, results).await?,
+            Ok(response) => {
+                settle_creates(engine, api, portal, ty, batch, &response, results).await?
+            }
             Err(error) if error.is_portal_blocked() => return Err(error.into()),
             Err(error) if error.is_permanent_for_request() && batch.len() > 1 => {
                 let mut batch = batch;
@@ -469,10 +574,19 @@ async fn push_creates(
                 queue.push(second);
             }
             Err(error) if error.is_permanent_for_request() => {
-                let Some(p) = batch.into_iter().next() else { continue };
+                let Some(p) = batch.into_iter().next() else {
+                    continue;
+                };
                 match error.hubspot_error().and_then(HubspotError::existing_id) {
-                    Some(existing) => link_existing(engine, api, portal, ty, p, existing, results).await?,
-                    None => results.dead_letter(&p.claim, error_category(&error), error.to_string(), json!({"properties": p.properties})),
+                    Some(existing) => {
+                        link_existing(engine, api, portal, ty, p, existing, results).await?
+                    }
+                    None => results.dead_letter(
+                        &p.claim,
+                        error_category(&error),
+                        error.to_string(),
+                        json!({"properties": p.properties}),
+                    ),
                 }
             }
             Err(error) => {
@@ -501,19 +615,31 @@ async fn settle_creates(
         .filter_map(|o| o.object.property(HUBSYNC_ID_PROPERTY).map(|h| (h, o)))
         .collect();
     for p in batch {
-        let hubsync_id = p.properties.get(HUBSYNC_ID_PROPERTY).cloned().unwrap_or_default();
+        let hubsync_id = p
+            .properties
+            .get(HUBSYNC_ID_PROPERTY)
+            .cloned()
+            .unwrap_or_default();
         if let Some(object) = by_hubsync_id.get(hubsync_id.as_str()) {
             results.written(&p, object.object.id, Some(&object.object));
         } else if let Some(error) = response.error_for_id(&hubsync_id) {
             match error.existing_id() {
-                Some(existing) => link_existing(engine, api, portal, ty, p, existing, results).await?,
-                None => results.dead_letter(&p.claim, error.category(), error.message.clone(), json!({"properties": p.properties})),
+                Some(existing) => {
+                    link_existing(engine, api, portal, ty, p, existing, results).await?
+                }
+                None => results.dead_letter(
+                    &p.claim,
+                    error.category(),
+                    error.message.clone(),
+                    json!({"properties": p.properties}),
+                ),
             }
         } else {
             results.dead_letter(
                 &p.claim,
                 "MISSING_RESULT",
-                "HubSpot's upsert answer named neither a result nor an error for this record".to_owned(),
+                "HubSpot's upsert answer named neither a result nor an error for this record"
+                    .to_owned(),
                 json!({"properties": p.properties}),
             );
         }
@@ -550,8 +676,14 @@ async fn link_existing(
     } else {
         results.step.calls += 1;
         let key = hubsync_hubspot::model::ObjectKey::Id(existing);
-        match api.get(ty, &key, &[HUBSYNC_ID_PROPERTY.to_owned()], false).await {
-            Ok(object) => object.property(HUBSYNC_ID_PROPERTY).filter(|h| !h.is_empty()).map(str::to_owned),
+        match api
+            .get(ty, &key, &[HUBSYNC_ID_PROPERTY.to_owned()], false)
+            .await
+        {
+            Ok(object) => object
+                .property(HUBSYNC_ID_PROPERTY)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned),
             Err(error) if error.is_portal_blocked() => return Err(error.into()),
             Err(_) => None,
         }
@@ -579,9 +711,12 @@ async fn link_existing(
     match api.batch_update(ty, &[input]).await {
         Ok(response) => settle_updates(vec![p], &response, results),
         Err(error) if error.is_portal_blocked() => return Err(error.into()),
-        Err(error) if error.is_permanent_for_request() => {
-            results.dead_letter(&p.claim, error_category(&error), error.to_string(), json!({"properties": p.properties}))
-        }
+        Err(error) if error.is_permanent_for_request() => results.dead_letter(
+            &p.claim,
+            error_category(&error),
+            error.to_string(),
+            json!({"properties": p.properties}),
+        ),
         Err(error) => results.defer(&p.claim, &error, max_attempts),
     }
     Ok(())

@@ -16,7 +16,9 @@
 use std::collections::BTreeSet;
 
 use hubsync_core::{Fingerprint, HubspotId, ObjectType, PortalId};
-use hubsync_hubspot::model::{Filter, FilterGroup, FilterOperator, ListParams, SearchRequest, Sort, SortDirection};
+use hubsync_hubspot::model::{
+    Filter, FilterGroup, FilterOperator, ListParams, SearchRequest, Sort, SortDirection,
+};
 use hubsync_store::{ApplyOp, OutboxOp};
 use serde::Serialize;
 
@@ -54,31 +56,65 @@ pub struct ImportStep {
 }
 
 /// Whether a type's initial import has finished.
-pub async fn import_done(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<bool, EngineError> {
-    Ok(engine.store.get_cursor(portal, &import_cursor(ty)).await?.as_deref() == Some("done"))
+pub async fn import_done(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+) -> Result<bool, EngineError> {
+    Ok(engine
+        .store
+        .get_cursor(portal, &import_cursor(ty))
+        .await?
+        .as_deref()
+        == Some("done"))
 }
 
 /// Imports one page of a type. Call until `done`.
-pub async fn import_step(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<ImportStep, EngineError> {
+pub async fn import_step(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+) -> Result<ImportStep, EngineError> {
     import_step_fenced(engine, portal, ty, None).await
 }
 
 /// [`import_step`] for the holder of the portal's lease: the page's apply carries the tenure's
 /// fence and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn import_step_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, tenure: Option<&Tenure>) -> Result<ImportStep, EngineError> {
+pub async fn import_step_fenced(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+    tenure: Option<&Tenure>,
+) -> Result<ImportStep, EngineError> {
     let fence = tenure.map(Tenure::fence);
     let cursor = engine.store.get_cursor(portal, &import_cursor(ty)).await?;
     if cursor.as_deref() == Some("done") {
-        return Ok(ImportStep { done: true, ..ImportStep::default() });
+        return Ok(ImportStep {
+            done: true,
+            ..ImportStep::default()
+        });
     }
     if cursor.is_none() {
         // Changes made while the import runs are caught by the first incremental pass.
-        engine.store.set_cursor(portal, &modified_cursor(ty), &now_ms().to_string()).await?;
+        engine
+            .store
+            .set_cursor(portal, &modified_cursor(ty), &now_ms().to_string())
+            .await?;
     }
     let after = cursor.filter(|c| !c.is_empty());
-    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+    let api = engine
+        .api(portal)?
+        .with_priority(hubsync_hubspot::Priority::Reconcile);
     let page = api
-        .list_page(ty, &ListParams { limit: Some(LIST_PAGE), after, properties: engine.read_properties(ty), archived: false })
+        .list_page(
+            ty,
+            &ListParams {
+                limit: Some(LIST_PAGE),
+                after,
+                properties: engine.read_properties(ty),
+                archived: false,
+            },
+        )
         .await?;
     let records = page.results.len();
     let states = remote_states(engine, ty, page.results).await?;
@@ -89,7 +125,12 @@ pub async fn import_step_fenced(engine: &Engine, portal: PortalId, ty: ObjectTyp
         value: page.next_after.unwrap_or_else(|| "done".to_owned()),
     });
     engine.store.apply_inbound(portal, ops, &[], fence).await?;
-    Ok(ImportStep { records, created: stats.applied, linked: stats.linked, done })
+    Ok(ImportStep {
+        records,
+        created: stats.applied,
+        linked: stats.linked,
+        done,
+    })
 }
 
 /// What an incremental pass found.
@@ -110,29 +151,41 @@ pub struct PassReport {
 }
 
 /// One incremental pass over a type: everything modified since the cursor.
-pub async fn incremental_pass(engine: &Engine, portal: PortalId, ty: ObjectType) -> Result<PassReport, EngineError> {
+pub async fn incremental_pass(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+) -> Result<PassReport, EngineError> {
     incremental_pass_fenced(engine, portal, ty, None).await
 }
 
 /// [`incremental_pass`] for the holder of the portal's lease: every page's apply carries the
 /// tenure's fence and is refused ([`hubsync_store::StoreError::Fenced`]) if the lease has moved on.
-pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: ObjectType, tenure: Option<&Tenure>) -> Result<PassReport, EngineError> {
+pub async fn incremental_pass_fenced(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+    tenure: Option<&Tenure>,
+) -> Result<PassReport, EngineError> {
     let fence = tenure.map(Tenure::fence);
     let store = &engine.store;
     let lookback = engine.settings.reconcile_lookback.as_millis() as i64;
     // Resume an interrupted pass: "<pass start>:<window start>:<last id>".
-    let (pass_start, window_start, mut last_id) = match store.get_cursor(portal, &pass_cursor(ty)).await? {
-        Some(p) if !p.is_empty() => parse_pass(&p).unwrap_or((now_ms(), 0, 0)),
-        _ => {
-            let cursor: i64 = store
-                .get_cursor(portal, &modified_cursor(ty))
-                .await?
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            (now_ms(), (cursor - lookback).max(0), 0)
-        }
-    };
-    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+    let (pass_start, window_start, mut last_id) =
+        match store.get_cursor(portal, &pass_cursor(ty)).await? {
+            Some(p) if !p.is_empty() => parse_pass(&p).unwrap_or((now_ms(), 0, 0)),
+            _ => {
+                let cursor: i64 = store
+                    .get_cursor(portal, &modified_cursor(ty))
+                    .await?
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                (now_ms(), (cursor - lookback).max(0), 0)
+            }
+        };
+    let api = engine
+        .api(portal)?
+        .with_priority(hubsync_hubspot::Priority::Reconcile);
     let lastmod = ty.last_modified_property();
     let mut report = PassReport::default();
     let started = std::time::Instant::now();
@@ -145,7 +198,10 @@ pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: Obje
                     Filter::new("hs_object_id", FilterOperator::Gt, last_id.to_string()),
                 ],
             }],
-            sorts: vec![Sort { property_name: "hs_object_id".to_owned(), direction: SortDirection::Ascending }],
+            sorts: vec![Sort {
+                property_name: "hs_object_id".to_owned(),
+                direction: SortDirection::Ascending,
+            }],
             query: None,
             properties: engine.read_properties(ty),
             limit: SEARCH_PAGE,
@@ -159,17 +215,27 @@ pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: Obje
             last_id = max;
         }
         let states = remote_states(engine, ty, page.results).await?;
-        let (mut ops, stats) = apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
+        let (mut ops, stats) =
+            apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
         report.repaired_local += stats.applied;
         report.repaired_remote += stats.requeued;
         report.equal += stats.echoes;
         report.conflicts += stats.conflicts;
         let finished = (count as u32) < SEARCH_PAGE;
         if finished {
-            ops.push(ApplyOp::SetCursor { name: modified_cursor(ty), value: pass_start.to_string() });
-            ops.push(ApplyOp::SetCursor { name: pass_cursor(ty), value: String::new() });
+            ops.push(ApplyOp::SetCursor {
+                name: modified_cursor(ty),
+                value: pass_start.to_string(),
+            });
+            ops.push(ApplyOp::SetCursor {
+                name: pass_cursor(ty),
+                value: String::new(),
+            });
         } else {
-            ops.push(ApplyOp::SetCursor { name: pass_cursor(ty), value: format!("{pass_start}:{window_start}:{last_id}") });
+            ops.push(ApplyOp::SetCursor {
+                name: pass_cursor(ty),
+                value: format!("{pass_start}:{window_start}:{last_id}"),
+            });
         }
         if stats.applied > 0 {
             ops.push(counter(counters::REPAIRED_LOCAL, stats.applied as i64));
@@ -187,7 +253,11 @@ pub async fn incremental_pass_fenced(engine: &Engine, portal: PortalId, ty: Obje
 
 fn parse_pass(s: &str) -> Option<(i64, i64, u64)> {
     let mut parts = s.split(':');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
 }
 
 /// What a full comparison found for one type.
@@ -209,20 +279,40 @@ pub struct FullReport {
 
 /// Compares every record of a type on both sides and repairs the differences (or, with
 /// `dry_run`, only counts them).
-pub async fn full_pass(engine: &Engine, portal: PortalId, ty: ObjectType, dry_run: bool) -> Result<FullReport, EngineError> {
+pub async fn full_pass(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+    dry_run: bool,
+) -> Result<FullReport, EngineError> {
     let store = &engine.store;
-    let api = engine.api(portal)?.with_priority(hubsync_hubspot::Priority::Reconcile);
+    let api = engine
+        .api(portal)?
+        .with_priority(hubsync_hubspot::Priority::Reconcile);
     let mut report = FullReport::default();
     let mut seen: BTreeSet<HubspotId> = BTreeSet::new();
     let mut after = None;
     loop {
         let page = api
-            .list_page(ty, &ListParams { limit: Some(LIST_PAGE), after: after.clone(), properties: engine.read_properties(ty), archived: false })
+            .list_page(
+                ty,
+                &ListParams {
+                    limit: Some(LIST_PAGE),
+                    after: after.clone(),
+                    properties: engine.read_properties(ty),
+                    archived: false,
+                },
+            )
             .await?;
         seen.extend(page.results.iter().map(|o| o.id));
         let states = remote_states(engine, ty, page.results).await?;
         for s in &states {
-            if store.find_by_hubspot_id(portal, ty, s.hubspot_id).await?.is_none() && s.hubsync_id.is_none() {
+            if store
+                .find_by_hubspot_id(portal, ty, s.hubspot_id)
+                .await?
+                .is_none()
+                && s.hubsync_id.is_none()
+            {
                 report.missing_local += 1;
             }
         }
@@ -244,7 +334,9 @@ pub async fn full_pass(engine: &Engine, portal: PortalId, ty: ObjectType, dry_ru
     let mut ops = Vec::new();
     let mut local_after = None;
     loop {
-        let rows = store.list_records(portal, ty, local_after, 500, &[]).await?;
+        let rows = store
+            .list_records(portal, ty, local_after, 500, &[])
+            .await?;
         let Some(last) = rows.last() else { break };
         local_after = Some(last.local_id);
         let ids: Vec<_> = rows.iter().map(|r| r.local_id).collect();
@@ -252,29 +344,48 @@ pub async fn full_pass(engine: &Engine, portal: PortalId, ty: ObjectType, dry_ru
         for row in rows.iter().filter(|r| !r.deleted) {
             let sync = syncs.iter().find(|s| s.local_id == row.local_id);
             match row.hubspot_id.or(sync.and_then(|s| s.hubspot_id)) {
-                Some(id) if !seen.contains(&id) && store.resolve_alias(portal, ty, id).await? == id => {
+                Some(id)
+                    if !seen.contains(&id) && store.resolve_alias(portal, ty, id).await? == id =>
+                {
                     report.missing_remote += 1;
-                    ops.push(ApplyOp::Delete { object_type: ty, hubspot_id: id });
+                    ops.push(ApplyOp::Delete {
+                        object_type: ty,
+                        hubspot_id: id,
+                    });
                 }
                 Some(_) => {
-                    let fields = engine.mappings.normalize(ty, &property_fields(&row.fields)).ok();
+                    let fields = engine
+                        .mappings
+                        .normalize(ty, &property_fields(&row.fields))
+                        .ok();
                     let base = sync.and_then(|s| s.base.as_ref());
                     if let (Some(fields), Some(base)) = (fields, base)
                         && Fingerprint::of(&fields) != Fingerprint::of(base)
                     {
                         report.repaired_remote += 1;
-                        ops.push(ApplyOp::Enqueue { object_type: ty, local_id: row.local_id, op: OutboxOp::Upsert });
+                        ops.push(ApplyOp::Enqueue {
+                            object_type: ty,
+                            local_id: row.local_id,
+                            op: OutboxOp::Upsert,
+                        });
                     }
                 }
                 None => {
                     report.repaired_remote += 1;
-                    ops.push(ApplyOp::Enqueue { object_type: ty, local_id: row.local_id, op: OutboxOp::Upsert });
+                    ops.push(ApplyOp::Enqueue {
+                        object_type: ty,
+                        local_id: row.local_id,
+                        op: OutboxOp::Upsert,
+                    });
                 }
             }
         }
     }
     if !dry_run && !ops.is_empty() {
-        ops.push(counter(counters::REPAIRED_REMOTE, report.repaired_remote as i64));
+        ops.push(counter(
+            counters::REPAIRED_REMOTE,
+            report.repaired_remote as i64,
+        ));
         store.apply_inbound(portal, ops, &[], None).await?;
     }
     Ok(report)

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use hubsync_core::{ObjectType, PortalId};
 use hubsync_hubspot::auth::{BoxFuture, TokenStoreError};
-use hubsync_hubspot::{LimitsConfig, OAuthApp, OAuthTokens, PortalClient, PortalCredentials, TokenStore};
+use hubsync_hubspot::{
+    LimitsConfig, OAuthApp, OAuthTokens, PortalClient, PortalCredentials, TokenStore,
+};
 use hubsync_store::{Portal, PortalAuth, Store};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -18,16 +20,29 @@ use serde_json::json;
 use crate::{Engine, EngineError};
 
 /// Reads a portal's stored credentials. `app` supplies the OAuth client for refreshes.
-pub fn credentials(portal: &Portal, app: Option<&OAuthApp>) -> Result<PortalCredentials, EngineError> {
-    let bad = |reason: &str| EngineError::Credentials { portal: portal.portal_id, reason: reason.to_owned() };
+pub fn credentials(
+    portal: &Portal,
+    app: Option<&OAuthApp>,
+) -> Result<PortalCredentials, EngineError> {
+    let bad = |reason: &str| EngineError::Credentials {
+        portal: portal.portal_id,
+        reason: reason.to_owned(),
+    };
     let auth = &portal.auth.0;
     match auth.get("kind").and_then(|k| k.as_str()) {
         Some("private_app") => {
-            let token = auth.get("token").and_then(|t| t.as_str()).ok_or_else(|| bad("private_app without token"))?;
-            Ok(PortalCredentials::PrivateApp(SecretString::from(token.to_owned())))
+            let token = auth
+                .get("token")
+                .and_then(|t| t.as_str())
+                .ok_or_else(|| bad("private_app without token"))?;
+            Ok(PortalCredentials::PrivateApp(SecretString::from(
+                token.to_owned(),
+            )))
         }
         Some("oauth") => {
-            let app = app.cloned().ok_or_else(|| bad("OAuth portal but no OAuth client configured"))?;
+            let app = app
+                .cloned()
+                .ok_or_else(|| bad("OAuth portal but no OAuth client configured"))?;
             let field = |name: &str| {
                 auth.get(name)
                     .and_then(|v| v.as_str())
@@ -41,7 +56,11 @@ pub fn credentials(portal: &Portal, app: Option<&OAuthApp>) -> Result<PortalCred
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             Ok(PortalCredentials::OAuth {
                 app,
-                tokens: OAuthTokens { access_token: field("access_token")?, refresh_token: field("refresh_token")?, expires_at },
+                tokens: OAuthTokens {
+                    access_token: field("access_token")?,
+                    refresh_token: field("refresh_token")?,
+                    expires_at,
+                },
             })
         }
         _ => Err(bad("unknown credentials kind")),
@@ -64,7 +83,11 @@ pub fn limits(portal: &Portal) -> LimitsConfig {
     if let Some(tier) = portal.config.get("burst_tier").and_then(|v| v.as_u64()) {
         limits.general_max = tier as u32;
     }
-    if let Some(window_ms) = portal.config.get("burst_window_ms").and_then(|v| v.as_u64()) {
+    if let Some(window_ms) = portal
+        .config
+        .get("burst_window_ms")
+        .and_then(|v| v.as_u64())
+    {
         limits.general_window = Duration::from_millis(window_ms);
     }
     if let Some(daily) = portal.config.get("daily_limit").and_then(|v| v.as_u64()) {
@@ -75,9 +98,15 @@ pub fn limits(portal: &Portal) -> LimitsConfig {
 
 /// Registers a portal with the HubSpot client and makes sure hubsync's own properties
 /// (`hubsync_id`, `hubsync_origin`) exist on every synced object type.
-pub async fn connect_portal(engine: &Engine, portal: &Portal, app: Option<&OAuthApp>) -> Result<PortalClient, EngineError> {
+pub async fn connect_portal(
+    engine: &Engine,
+    portal: &Portal,
+    app: Option<&OAuthApp>,
+) -> Result<PortalClient, EngineError> {
     let creds = credentials(portal, app)?;
-    let client = engine.hubspot.portal_with_limits(portal.portal_id, creds, &limits(portal));
+    let client = engine
+        .hubspot
+        .portal_with_limits(portal.portal_id, creds, &limits(portal));
     for ty in ObjectType::ALL {
         client.ensure_hubsync_properties(ty).await?;
     }
@@ -89,7 +118,11 @@ pub async fn connect_portal(engine: &Engine, portal: &Portal, app: Option<&OAuth
 pub struct StoreTokens(pub Arc<dyn Store>);
 
 impl TokenStore for StoreTokens {
-    fn save<'a>(&'a self, portal: PortalId, tokens: &'a OAuthTokens) -> BoxFuture<'a, Result<(), TokenStoreError>> {
+    fn save<'a>(
+        &'a self,
+        portal: PortalId,
+        tokens: &'a OAuthTokens,
+    ) -> BoxFuture<'a, Result<(), TokenStoreError>> {
         Box::pin(async move {
             self.0.set_portal_auth(portal, &oauth_auth(tokens)).await?;
             Ok(())
