@@ -14,7 +14,10 @@ use crate::config::Config;
 
 /// Loads and checks the mappings named by the configuration.
 pub fn mappings(config: &Config) -> anyhow::Result<Mappings> {
-    let options = MappingOptions { dir: config.mappings_dir(), ..MappingOptions::default() };
+    let options = MappingOptions {
+        dir: config.mappings_dir(),
+        ..MappingOptions::default()
+    };
     Mappings::load(&options).context("the mappings do not load")
 }
 
@@ -32,8 +35,12 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Engine> 
     client_config.limits.general_max = config.hubspot.burst_tier;
     client_config.limits.search_max = config.hubspot.search_per_second;
     let tokens = Arc::new(hubsync_engine::setup::StoreTokens(Arc::clone(&store)));
-    let hubspot = HubspotClient::with_token_store(client_config, tokens).context("cannot build the HubSpot client")?;
-    let policy = PolicySet { default: config.conflicts.default, ..PolicySet::default() };
+    let hubspot = HubspotClient::with_token_store(client_config, tokens)
+        .context("cannot build the HubSpot client")?;
+    let policy = PolicySet {
+        default: config.conflicts.default,
+        ..PolicySet::default()
+    };
     let mut settings = EngineSettings {
         app_id: (config.hubspot.app_id > 0).then_some(AppId(config.hubspot.app_id)),
         outbound_batch: config.outbound.batch_size,
@@ -42,12 +49,20 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Engine> 
         inbound_lease: std::time::Duration::from_secs(config.inbound.lease_secs),
         reconcile_interval: std::time::Duration::from_secs(config.reconcile.interval_secs),
         reconcile_lookback: std::time::Duration::from_secs(config.reconcile.lookback_secs),
-        policies: ObjectType::ALL.iter().map(|t| (*t, policy.clone())).collect(),
+        policies: ObjectType::ALL
+            .iter()
+            .map(|t| (*t, policy.clone()))
+            .collect(),
         lease_period: std::time::Duration::from_secs(config.scale.lease_secs),
         ..EngineSettings::default()
     };
     if !config.scale.process_name.is_empty() {
         settings.worker_id = config.scale.process_name.clone();
     }
-    Ok(Engine { store, mappings: Arc::new(mappings(config)?), hubspot, settings: Arc::new(settings) })
+    Ok(Engine {
+        store,
+        mappings: Arc::new(mappings(config)?),
+        hubspot,
+        settings: Arc::new(settings),
+    })
 }

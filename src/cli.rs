@@ -217,7 +217,10 @@ pub enum PortalCommand {
         #[arg(long, default_value = "http://localhost:8080/oauth/callback")]
         redirect_uri: String,
         /// Space-separated scopes to request.
-        #[arg(long, default_value = "crm.objects.contacts.read crm.objects.contacts.write crm.objects.companies.read crm.objects.companies.write crm.objects.deals.read crm.objects.deals.write crm.schemas.contacts.write")]
+        #[arg(
+            long,
+            default_value = "crm.objects.contacts.read crm.objects.contacts.write crm.objects.companies.read crm.objects.companies.write crm.objects.deals.read crm.objects.deals.write crm.schemas.contacts.write"
+        )]
         scopes: String,
     },
     /// List connected portals and their status.
@@ -240,7 +243,11 @@ pub struct PortalArg {
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) { "error" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) {
+        "error"
+    } else {
+        "info"
+    };
     crate::telemetry::init(cli.log_json, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -263,7 +270,10 @@ fn exit_code_for(error: &anyhow::Error) -> u8 {
         e.downcast_ref::<hubsync_store::StoreError>().is_some()
             || matches!(
                 e.downcast_ref::<hubsync_hubspot::ApiError>(),
-                Some(hubsync_hubspot::ApiError::Transport { .. } | hubsync_hubspot::ApiError::CircuitOpen { .. })
+                Some(
+                    hubsync_hubspot::ApiError::Transport { .. }
+                        | hubsync_hubspot::ApiError::CircuitOpen { .. }
+                )
             )
     });
     if unreachable { 3 } else { 2 }
@@ -281,14 +291,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(&config).await?,
         Command::Migrate => {
             let store = open_store(&config).await?;
-            println!("database at {} is migrated ({})", redact_url(&config.database_url), store.backend());
+            println!(
+                "database at {} is migrated ({})",
+                redact_url(&config.database_url),
+                store.backend()
+            );
             store.close().await;
         }
         Command::Status { json } => status(&config, json).await?,
         Command::Dlq(cmd) => dlq(&config, cmd).await?,
         Command::Conflicts(ConflictsCommand::List { portal, limit }) => {
             let store = open_store(&config).await?;
-            for c in store.list_conflicts(PortalId(portal.portal), None, limit).await? {
+            for c in store
+                .list_conflicts(PortalId(portal.portal), None, limit)
+                .await?
+            {
                 println!(
                     "#{} {} local={:?} hubspot={:?} field={} local={} remote={} policy={:?} winner={:?}",
                     c.id,
@@ -307,7 +324,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mappings(cmd) => mappings(&config, cmd).await?,
         Command::Sim(args) => sim(args).await?,
         Command::Bench(args) => return crate::bench::run(args).await,
-        Command::Reconcile { portal, full, dry_run } => return reconcile(&config, PortalId(portal.portal), full, dry_run).await,
+        Command::Reconcile {
+            portal,
+            full,
+            dry_run,
+        } => return reconcile(&config, PortalId(portal.portal), full, dry_run).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -316,7 +337,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     hubsync_store::connect(&config.database_url)
         .await
-        .with_context(|| format!("cannot open the database at {}", redact_url(&config.database_url)))
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                redact_url(&config.database_url)
+            )
+        })
 }
 
 /// A database URL without its password.
@@ -356,11 +382,19 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     } else if rows.is_empty() {
         println!("no portals connected (add one with `hubsync portal add`)");
     } else {
-        println!("{:<12} {:<14} {:>8} {:>8} {:>6} {:>9}", "portal", "status", "outbox", "inbox", "dlq", "conflicts");
+        println!(
+            "{:<12} {:<14} {:>8} {:>8} {:>6} {:>9}",
+            "portal", "status", "outbox", "inbox", "dlq", "conflicts"
+        );
         for r in &rows {
             println!(
                 "{:<12} {:<14} {:>8} {:>8} {:>6} {:>9}",
-                r["portal"], r["status"].as_str().unwrap_or(""), r["outbox"], r["inbox"], r["dead_letters"], r["conflicts"]
+                r["portal"],
+                r["status"].as_str().unwrap_or(""),
+                r["outbox"],
+                r["inbox"],
+                r["dead_letters"],
+                r["conflicts"]
             );
         }
     }
@@ -372,7 +406,10 @@ async fn dlq(config: &Config, cmd: DlqCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     match cmd {
         DlqCommand::List(p) => {
-            for d in store.list_dead_letters(PortalId(p.portal), None, 100).await? {
+            for d in store
+                .list_dead_letters(PortalId(p.portal), None, 100)
+                .await?
+            {
                 println!(
                     "#{} {:?} {} local={:?} hubspot={:?} attempts={} {}: {}",
                     d.id,
@@ -386,10 +423,12 @@ async fn dlq(config: &Config, cmd: DlqCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        DlqCommand::Show { portal, id } => match store.get_dead_letter(PortalId(portal.portal), id).await? {
-            Some(d) => println!("{d:#?}"),
-            None => anyhow::bail!("no dead letter #{id} in portal {}", portal.portal),
-        },
+        DlqCommand::Show { portal, id } => {
+            match store.get_dead_letter(PortalId(portal.portal), id).await? {
+                Some(d) => println!("{d:#?}"),
+                None => anyhow::bail!("no dead letter #{id} in portal {}", portal.portal),
+            }
+        }
         DlqCommand::Retry { portal, id } => {
             if !store.retry_dead_letter(PortalId(portal.portal), id).await? {
                 anyhow::bail!("no dead letter #{id} in portal {} to retry", portal.portal);
@@ -410,26 +449,47 @@ async fn dlq(config: &Config, cmd: DlqCommand) -> anyhow::Result<()> {
 async fn portal(config: &Config, cmd: PortalCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     match cmd {
-        PortalCommand::Add { portal_id, name, token } => {
+        PortalCommand::Add {
+            portal_id,
+            name,
+            token,
+        } => {
             let portal = hubsync_store::Portal {
                 portal_id: PortalId(portal_id),
                 name,
-                app_id: (config.hubspot.app_id > 0).then_some(hubsync_core::AppId(config.hubspot.app_id)),
-                auth: hubsync_store::PortalAuth(serde_json::json!({"kind": "private_app", "token": token})),
+                app_id: (config.hubspot.app_id > 0)
+                    .then_some(hubsync_core::AppId(config.hubspot.app_id)),
+                auth: hubsync_store::PortalAuth(
+                    serde_json::json!({"kind": "private_app", "token": token}),
+                ),
                 status: hubsync_store::PortalStatus::Active,
                 status_reason: None,
                 config: serde_json::json!({"burst_tier": config.hubspot.burst_tier}),
                 created_at: 0,
             };
             store.upsert_portal(&portal).await?;
-            store.set_portal_status(PortalId(portal_id), hubsync_store::PortalStatus::Active, None).await?;
+            store
+                .set_portal_status(
+                    PortalId(portal_id),
+                    hubsync_store::PortalStatus::Active,
+                    None,
+                )
+                .await?;
             println!("portal {portal_id} added");
         }
-        PortalCommand::Auth { code, redirect_uri, scopes } => {
+        PortalCommand::Auth {
+            code,
+            redirect_uri,
+            scopes,
+        } => {
             let app = crate::app::oauth_app(config)
                 .context("hubspot.client_id and hubspot.client_secret must be set for OAuth")?;
             let Some(code) = code else {
-                let encode = |s: &str| s.replace(' ', "%20").replace(':', "%3A").replace('/', "%2F");
+                let encode = |s: &str| {
+                    s.replace(' ', "%20")
+                        .replace(':', "%3A")
+                        .replace('/', "%2F")
+                };
                 println!(
                     "open https://app.hubspot.com/oauth/authorize?client_id={}&redirect_uri={}&scope={}\nthen run again with --code <the code HubSpot redirects with>",
                     app.client_id,
@@ -444,20 +504,30 @@ async fn portal(config: &Config, cmd: PortalCommand) -> anyhow::Result<()> {
                 .exchange_code(&app, &secrecy::SecretString::from(code), &redirect_uri)
                 .await
                 .context("HubSpot refused the authorization code")?;
-            let portal_id = grant.hub_id.context("HubSpot's token answer did not name the portal (hub_id)")?;
+            let portal_id = grant
+                .hub_id
+                .context("HubSpot's token answer did not name the portal (hub_id)")?;
             let existing = store.get_portal(portal_id).await?;
             let portal = hubsync_store::Portal {
                 portal_id,
-                name: existing.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
-                app_id: (config.hubspot.app_id > 0).then_some(hubsync_core::AppId(config.hubspot.app_id)),
+                name: existing
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                app_id: (config.hubspot.app_id > 0)
+                    .then_some(hubsync_core::AppId(config.hubspot.app_id)),
                 auth: hubsync_engine::setup::oauth_auth(&grant.tokens),
                 status: hubsync_store::PortalStatus::Active,
                 status_reason: None,
-                config: existing.map(|p| p.config).unwrap_or_else(|| serde_json::json!({"burst_tier": config.hubspot.burst_tier})),
+                config: existing.map(|p| p.config).unwrap_or_else(
+                    || serde_json::json!({"burst_tier": config.hubspot.burst_tier}),
+                ),
                 created_at: 0,
             };
             store.upsert_portal(&portal).await?;
-            store.set_portal_status(portal_id, hubsync_store::PortalStatus::Active, None).await?;
+            store
+                .set_portal_status(portal_id, hubsync_store::PortalStatus::Active, None)
+                .await?;
             println!("portal {portal_id} authorised; `hubsync serve` picks it up within seconds");
         }
         PortalCommand::List => {
@@ -482,27 +552,34 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    let webhook = config
-        .has_webhook_secret()
-        .then(|| {
-            let mut w = hubsync_server::WebhookConfig::new(config.webhooks.client_secret.clone());
-            w.max_age = std::time::Duration::from_secs(config.webhooks.max_age_secs);
-            w.accept_legacy = config.webhooks.accept_v1;
-            w
-        });
+    let webhook = config.has_webhook_secret().then(|| {
+        let mut w = hubsync_server::WebhookConfig::new(config.webhooks.client_secret.clone());
+        w.max_age = std::time::Duration::from_secs(config.webhooks.max_age_secs);
+        w.accept_legacy = config.webhooks.accept_v1;
+        w
+    });
     if webhook.is_none() {
-        tracing::warn!("webhooks.client_secret is not set: the webhook receiver is off; changes in HubSpot arrive only through reconciliation");
+        tracing::warn!(
+            "webhooks.client_secret is not set: the webhook receiver is off; changes in HubSpot arrive only through reconciliation"
+        );
     }
-    let mut server_config = hubsync_server::ServerConfig::new(config.server.public_url.clone(), webhook);
+    let mut server_config =
+        hubsync_server::ServerConfig::new(config.server.public_url.clone(), webhook);
     server_config.max_body_bytes = config.server.max_body_bytes;
-    server_config.validate().context("invalid [server] settings")?;
+    server_config
+        .validate()
+        .context("invalid [server] settings")?;
     let router = hubsync_server::router(engine.clone(), server_config, Some(metrics));
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot listen on {}", config.server.listen))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(hubsync_engine::runner::run(engine, crate::app::oauth_app(config), stop_rx));
+    let workers = tokio::spawn(hubsync_engine::runner::run(
+        engine,
+        crate::app::oauth_app(config),
+        stop_rx,
+    ));
     let shutdown = async move {
         hubsync_server::shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight work");
@@ -513,7 +590,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(error))) => return Err(error).context("the sync workers failed"),
         Ok(Err(join)) => anyhow::bail!("the sync workers panicked: {join}"),
-        Err(_) => tracing::warn!("workers did not stop within 30 s; unfinished claims return to their queues when their leases expire"),
+        Err(_) => tracing::warn!(
+            "workers did not stop within 30 s; unfinished claims return to their queues when their leases expire"
+        ),
     }
     store.close().await;
     Ok(())
@@ -522,14 +601,22 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
 async fn mappings(config: &Config, cmd: MappingsCommand) -> anyhow::Result<()> {
     let mappings = crate::app::mappings(config)?;
     match cmd {
-        MappingsCommand::Check => println!("mappings ok: contacts, companies and deals compile in both directions"),
-        MappingsCommand::Test { object_type, direction, file } => {
+        MappingsCommand::Check => {
+            println!("mappings ok: contacts, companies and deals compile in both directions")
+        }
+        MappingsCommand::Test {
+            object_type,
+            direction,
+            file,
+        } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let input: serde_json::Value = serde_json::from_str(&text).context("the input is not JSON")?;
+            let input: serde_json::Value =
+                serde_json::from_str(&text).context("the input is not JSON")?;
             let output = if direction == "to-unified" {
                 mappings.to_unified(object_type, input).await?.to_unified()
             } else {
@@ -548,36 +635,69 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
     portal.private_app_token = Some(args.token.clone());
     portal.webhook_target = args.webhook_target.clone();
     portal.webhook_secret = args.webhook_secret.clone();
-    let config = EmulatorConfig { portals: vec![portal], seed: args.seed, ..EmulatorConfig::default() };
+    let config = EmulatorConfig {
+        portals: vec![portal],
+        seed: args.seed,
+        ..EmulatorConfig::default()
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let emulator = Emulator::start(config, listener).await?;
     if args.seed_contacts + args.seed_companies > 0 {
-        let spec = SeedSpec { contacts: args.seed_contacts, companies: args.seed_companies, ..SeedSpec::default() };
+        let spec = SeedSpec {
+            contacts: args.seed_contacts,
+            companies: args.seed_companies,
+            ..SeedSpec::default()
+        };
         emulator.admin().seed(args.portal, &spec)?;
     }
     println!("HubSpot emulator at {}", emulator.base_url());
-    println!("  portal {} (app {}), private-app token: {}", args.portal, args.app, args.token);
-    println!("  admin API under {}/_emulator/ (see the README); Ctrl-C stops it", emulator.base_url());
+    println!(
+        "  portal {} (app {}), private-app token: {}",
+        args.portal, args.app, args.token
+    );
+    println!(
+        "  admin API under {}/_emulator/ (see the README); Ctrl-C stops it",
+        emulator.base_url()
+    );
     tokio::signal::ctrl_c().await?;
     emulator.shutdown().await;
     Ok(())
 }
 
-async fn reconcile(config: &Config, portal: PortalId, full: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
+async fn reconcile(
+    config: &Config,
+    portal: PortalId,
+    full: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let engine = crate::app::engine(config, Arc::clone(&store))?;
-    let stored = store.get_portal(portal).await?.with_context(|| format!("no portal {portal}; add it with `hubsync portal add`"))?;
-    hubsync_engine::setup::connect_portal(&engine, &stored, crate::app::oauth_app(config).as_ref()).await?;
+    let stored = store
+        .get_portal(portal)
+        .await?
+        .with_context(|| format!("no portal {portal}; add it with `hubsync portal add`"))?;
+    hubsync_engine::setup::connect_portal(&engine, &stored, crate::app::oauth_app(config).as_ref())
+        .await?;
     let mut drift = false;
     for ty in hubsync_core::ObjectType::ALL {
         if full {
             let r = hubsync_engine::reconcile::full_pass(&engine, portal, ty, dry_run).await?;
-            drift |= r.repaired_local + r.repaired_remote + r.missing_local + r.missing_remote + r.conflicts > 0;
+            drift |= r.repaired_local
+                + r.repaired_remote
+                + r.missing_local
+                + r.missing_remote
+                + r.conflicts
+                > 0;
             println!(
                 "{ty:<10} equal {:>7}  repaired local {:>6}  repaired remote {:>6}  conflicts {:>5}  missing local {:>5}  missing remote {:>5}",
-                r.equal, r.repaired_local, r.repaired_remote, r.conflicts, r.missing_local, r.missing_remote
+                r.equal,
+                r.repaired_local,
+                r.repaired_remote,
+                r.conflicts,
+                r.missing_local,
+                r.missing_remote
             );
         } else {
             let r = hubsync_engine::reconcile::incremental_pass(&engine, portal, ty).await?;
@@ -588,7 +708,11 @@ async fn reconcile(config: &Config, portal: PortalId, full: bool, dry_run: bool)
         }
     }
     store.close().await;
-    Ok(if dry_run && drift { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if dry_run && drift {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]
@@ -597,7 +721,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 

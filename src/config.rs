@@ -122,11 +122,16 @@ impl Config {
         match path {
             Some(p) => {
                 if !p.is_file() {
-                    bail!("config file {} does not exist or is not a file", p.display());
+                    bail!(
+                        "config file {} does not exist or is not a file",
+                        p.display()
+                    );
                 }
                 figment = figment.merge(Toml::file(p));
             }
-            None if Path::new("hubsync.toml").is_file() => figment = figment.merge(Toml::file("hubsync.toml")),
+            None if Path::new("hubsync.toml").is_file() => {
+                figment = figment.merge(Toml::file("hubsync.toml"))
+            }
             None => {}
         }
         figment = figment.merge(Env::prefixed("HUBSYNC_").split("__"));
@@ -139,7 +144,8 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
             bail!("database_url: expected sqlite://… or postgres://…");
         }
         if !(1..=100).contains(&self.outbound.batch_size) {
@@ -149,7 +155,10 @@ impl Config {
             bail!("hubspot.burst_tier: must be one of 100, 110, 190, 250");
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            bail!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen);
+            bail!(
+                "server.listen: `{}` is not an address like 127.0.0.1:8080",
+                self.server.listen
+            );
         }
         if self.webhooks.max_age_secs == 0 {
             bail!("webhooks.max_age_secs: must be positive");
@@ -192,7 +201,10 @@ mod tests {
 
     #[test]
     fn defaults_load_and_validate() {
-        let c: Config = Figment::new().merge(Toml::string(DEFAULTS)).extract().unwrap();
+        let c: Config = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .extract()
+            .unwrap();
         c.validate().unwrap();
         assert_eq!(c.outbound.batch_size, 100);
     }

@@ -17,14 +17,23 @@ struct Cli {
 
 impl Cli {
     fn new(base_url: &str) -> Cli {
-        Cli { dir: tempfile::tempdir().unwrap(), base_url: base_url.to_owned() }
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+            base_url: base_url.to_owned(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
             .args(args)
             .current_dir(self.dir.path())
-            .env("HUBSYNC_DATABASE_URL", format!("sqlite://{}?mode=rwc", self.dir.path().join("h.db").display()))
+            .env(
+                "HUBSYNC_DATABASE_URL",
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    self.dir.path().join("h.db").display()
+                ),
+            )
             .env("HUBSYNC_HUBSPOT__BASE_URL", &self.base_url)
             .env("HUBSYNC_HUBSPOT__APP_ID", APP.to_string())
             .env("RUST_LOG", "warn")
@@ -45,7 +54,15 @@ async fn emulator() -> hubsync_emulator::EmulatorHandle {
     let mut p = PortalConfig::new(PORTAL, APP);
     p.private_app_token = Some(TOKEN.to_owned());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Emulator::start(EmulatorConfig { portals: vec![p], ..EmulatorConfig::default() }, listener).await.unwrap()
+    Emulator::start(
+        EmulatorConfig {
+            portals: vec![p],
+            ..EmulatorConfig::default()
+        },
+        listener,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -53,7 +70,15 @@ async fn portal_lifecycle_status_dlq_and_conflicts_work_against_a_real_store() {
     let cli = Cli::new("http://127.0.0.1:9");
     let out = cli.run(&["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = cli.run(&["portal", "add", &PORTAL.to_string(), "--name", "Acme", "--token", TOKEN]);
+    let out = cli.run(&[
+        "portal",
+        "add",
+        &PORTAL.to_string(),
+        "--name",
+        "Acme",
+        "--token",
+        TOKEN,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = cli.run(&["portal", "list"]);
     assert!(stdout(&out).contains("Acme"));
@@ -67,7 +92,11 @@ async fn portal_lifecycle_status_dlq_and_conflicts_work_against_a_real_store() {
     let out = cli.run(&["dlq", "list", "--portal", &PORTAL.to_string()]);
     assert!(out.status.success());
     let out = cli.run(&["dlq", "retry", "--portal", &PORTAL.to_string(), "999"]);
-    assert_eq!(out.status.code(), Some(2), "retrying an unknown dead letter is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "retrying an unknown dead letter is a usage error"
+    );
     let out = cli.run(&["conflicts", "list", "--portal", &PORTAL.to_string()]);
     assert!(out.status.success());
     let out = cli.run(&["portal", "remove", &PORTAL.to_string()]);
@@ -79,17 +108,58 @@ async fn portal_lifecycle_status_dlq_and_conflicts_work_against_a_real_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_dry_run_reports_drift_with_exit_code_1_and_changes_nothing() {
     let emulator = emulator().await;
-    emulator.admin().seed(PORTAL, &SeedSpec { contacts: 30, duplicate_share: 0.0, ..SeedSpec::default() }).unwrap();
+    emulator
+        .admin()
+        .seed(
+            PORTAL,
+            &SeedSpec {
+                contacts: 30,
+                duplicate_share: 0.0,
+                ..SeedSpec::default()
+            },
+        )
+        .unwrap();
     let cli = Cli::new(&emulator.base_url());
-    assert!(cli.run(&["portal", "add", &PORTAL.to_string(), "--token", TOKEN]).status.success());
-    let out = cli.run(&["reconcile", "--portal", &PORTAL.to_string(), "--full", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        cli.run(&["portal", "add", &PORTAL.to_string(), "--token", TOKEN])
+            .status
+            .success()
+    );
+    let out = cli.run(&[
+        "reconcile",
+        "--portal",
+        &PORTAL.to_string(),
+        "--full",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("repaired local"));
-    let status: serde_json::Value = serde_json::from_slice(&cli.run(&["status", "--json"]).stdout).unwrap();
-    assert_eq!(status[0]["counters"].as_object().map(|c| c.len()), Some(0), "a dry run writes nothing");
+    let status: serde_json::Value =
+        serde_json::from_slice(&cli.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        status[0]["counters"].as_object().map(|c| c.len()),
+        Some(0),
+        "a dry run writes nothing"
+    );
     // A real pass repairs it; a second dry run finds nothing.
-    assert!(cli.run(&["reconcile", "--portal", &PORTAL.to_string(), "--full"]).status.success());
-    let out = cli.run(&["reconcile", "--portal", &PORTAL.to_string(), "--full", "--dry-run"]);
+    assert!(
+        cli.run(&["reconcile", "--portal", &PORTAL.to_string(), "--full"])
+            .status
+            .success()
+    );
+    let out = cli.run(&[
+        "reconcile",
+        "--portal",
+        &PORTAL.to_string(),
+        "--full",
+        "--dry-run",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -100,11 +170,20 @@ async fn mappings_check_and_test_map_a_record() {
     assert!(out.status.success(), "{}", stderr(&out));
     let input = cli.dir.path().join("contact.json");
     std::fs::write(&input, r#"{"id":"1","properties":{"firstname":"Ada","email":"ada@example.com","hs_additional_emails":"a2@example.com","arr__c":"5"}}"#).unwrap();
-    let out = cli.run(&["mappings", "test", "contacts", "to-unified", input.to_str().unwrap()]);
+    let out = cli.run(&[
+        "mappings",
+        "test",
+        "contacts",
+        "to-unified",
+        input.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let unified: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(unified["first_name"], "Ada");
-    assert_eq!(unified["email_addresses"], serde_json::json!(["ada@example.com", "a2@example.com"]));
+    assert_eq!(
+        unified["email_addresses"],
+        serde_json::json!(["ada@example.com", "a2@example.com"])
+    );
     assert_eq!(unified["custom_fields"]["arr__c"], "5");
 }
 
@@ -118,7 +197,11 @@ async fn a_bad_setting_is_named_and_exits_with_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("outbound.batch_size"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("outbound.batch_size"),
+        "{}",
+        stderr(&out)
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
         .args(["--config", "/nonexistent/hubsync.toml", "status"])
         .output()
@@ -129,11 +212,29 @@ async fn a_bad_setting_is_named_and_exits_with_2() {
 
 #[test]
 fn every_subcommand_has_help_that_reads_like_documentation() {
-    for cmd in [&["serve"][..], &["demo"], &["sim"], &["reconcile"], &["status"], &["dlq", "list"], &["conflicts", "list"], &["portal", "add"], &["portal", "auth"], &["mappings", "test"], &["migrate"]] {
+    for cmd in [
+        &["serve"][..],
+        &["demo"],
+        &["sim"],
+        &["reconcile"],
+        &["status"],
+        &["dlq", "list"],
+        &["conflicts", "list"],
+        &["portal", "add"],
+        &["portal", "auth"],
+        &["mappings", "test"],
+        &["migrate"],
+    ] {
         let mut args: Vec<&str> = cmd.to_vec();
         args.push("--help");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync")).args(&args).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{cmd:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).lines().count() > 4, "{cmd:?} help is too thin");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).lines().count() > 4,
+            "{cmd:?} help is too thin"
+        );
     }
 }

@@ -14,8 +14,15 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 fn cases(n: u32) -> ProptestConfig {
-    let scale = std::env::var("HUBSYNC_FUZZ_CASES").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
-    ProptestConfig { cases: n * scale.max(1), failure_persistence: None, ..ProptestConfig::default() }
+    let scale = std::env::var("HUBSYNC_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1);
+    ProptestConfig {
+        cases: n * scale.max(1),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn mappings() -> &'static hubsync_mapping::Mappings {
@@ -71,9 +78,13 @@ fn event_value() -> impl Strategy<Value = Value> {
         Just("numberOfPropertiesMoved"),
     ];
     let value = scalar.prop_recursive(2, 8, 3, |inner| {
-        prop_oneof![prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from), prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4).prop_map(|m| json!(m)),]
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4).prop_map(|m| json!(m)),
+        ]
     });
-    prop::collection::btree_map(keys, value, 0..12).prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    prop::collection::btree_map(keys, value, 0..12)
+        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
 }
 
 /// A well-formed event with some fields replaced by generated ones.
@@ -207,10 +218,14 @@ fn saved_fuzz_crashes_stay_fixed() {
         for (target, run) in [
             ("webhook_delivery", harness::webhook_delivery as fn(&[u8])),
             ("webhook_signature", harness::webhook_signature),
-            ("filter_params", |d: &[u8]| harness::filter_params(mappings(), d)),
+            ("filter_params", |d: &[u8]| {
+                harness::filter_params(mappings(), d)
+            }),
             ("mapping_files", harness::mapping_files),
         ] {
-            let Ok(entries) = std::fs::read_dir(root.join(target)) else { continue };
+            let Ok(entries) = std::fs::read_dir(root.join(target)) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if entry.path().extension().is_some_and(|e| e == "md") {
                     continue;

@@ -37,14 +37,24 @@ async fn repeated_edits_of_one_record_coalesce_into_one_write_of_changed_fields(
     let before = bed.write_calls();
     for title in ["Captain", "Commodore", "Rear Admiral"] {
         let changes: Changes = [("title".to_owned(), json!(title))].into_iter().collect();
-        bed.store().update_record(bed.portal, ObjectType::Contacts, id, &changes).await.unwrap();
+        bed.store()
+            .update_record(bed.portal, ObjectType::Contacts, id, &changes)
+            .await
+            .unwrap();
     }
     let calls = bed.push_all().await;
     assert_eq!(calls, 1);
     assert_eq!(bed.write_calls() - before, 1);
-    let record = bed.store().get_record(bed.portal, ObjectType::Contacts, id).await.unwrap().unwrap();
+    let record = bed
+        .store()
+        .get_record(bed.portal, ObjectType::Contacts, id)
+        .await
+        .unwrap()
+        .unwrap();
     let hubspot_id = record.hubspot_id.expect("linked to HubSpot").0;
-    let remote = bed.remote(ObjectKind::Contact, hubspot_id).expect("exists in HubSpot");
+    let remote = bed
+        .remote(ObjectKind::Contact, hubspot_id)
+        .expect("exists in HubSpot");
     assert_eq!(remote["properties"]["jobtitle"], "Rear Admiral");
 }
 
@@ -52,13 +62,22 @@ async fn repeated_edits_of_one_record_coalesce_into_one_write_of_changed_fields(
 async fn an_edit_back_to_the_synced_value_costs_no_call() {
     let bed = TestBed::start().await;
     let id = bed
-        .app_insert(ObjectType::Companies, json!({"name": "Acme", "domain": "acme.example"}))
+        .app_insert(
+            ObjectType::Companies,
+            json!({"name": "Acme", "domain": "acme.example"}),
+        )
         .await;
     bed.push_all().await;
     let before = bed.write_calls();
     let to = |v: &str| -> Changes { [("name".to_owned(), json!(v))].into_iter().collect() };
-    bed.store().update_record(bed.portal, ObjectType::Companies, id, &to("Acme Corp")).await.unwrap();
-    bed.store().update_record(bed.portal, ObjectType::Companies, id, &to("Acme")).await.unwrap();
+    bed.store()
+        .update_record(bed.portal, ObjectType::Companies, id, &to("Acme Corp"))
+        .await
+        .unwrap();
+    bed.store()
+        .update_record(bed.portal, ObjectType::Companies, id, &to("Acme"))
+        .await
+        .unwrap();
     assert_eq!(bed.push_all().await, 0);
     assert_eq!(bed.write_calls(), before);
 }
@@ -68,12 +87,25 @@ async fn local_delete_archives_the_hubspot_record() {
     let bed = TestBed::start().await;
     let id = bed.app_insert(ObjectType::Deals, json!({"name": "Big deal", "stage": "appointmentscheduled", "pipeline": "default", "amount": 1000})).await;
     bed.push_all().await;
-    let hubspot_id = bed.store().get_record(bed.portal, ObjectType::Deals, id).await.unwrap().unwrap().hubspot_id.unwrap().0;
+    let hubspot_id = bed
+        .store()
+        .get_record(bed.portal, ObjectType::Deals, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .hubspot_id
+        .unwrap()
+        .0;
     assert_eq!(bed.remote_count(ObjectKind::Deal), 1);
-    bed.store().delete_record(bed.portal, ObjectType::Deals, id).await.unwrap();
+    bed.store()
+        .delete_record(bed.portal, ObjectType::Deals, id)
+        .await
+        .unwrap();
     bed.push_all().await;
     assert_eq!(bed.remote_count(ObjectKind::Deal), 0);
-    let archived = bed.remote(ObjectKind::Deal, hubspot_id).expect("still in the recycle bin");
+    let archived = bed
+        .remote(ObjectKind::Deal, hubspot_id)
+        .expect("still in the recycle bin");
     assert_eq!(archived["archived"], true);
 }
 
@@ -81,29 +113,50 @@ async fn local_delete_archives_the_hubspot_record() {
 async fn a_create_whose_answer_was_lost_is_not_created_twice() {
     let bed = TestBed::start().await;
     // HubSpot carries out every write but answers 5xx: the client cannot tell it happened.
-    bed.emulator.admin().set_faults(hubsync_emulator::Faults { api_5xx_after_write_pct: 100.0, ..Default::default() });
+    bed.emulator.admin().set_faults(hubsync_emulator::Faults {
+        api_5xx_after_write_pct: 100.0,
+        ..Default::default()
+    });
     for i in 0..30 {
         bed.app_insert(ObjectType::Contacts, json!({"first_name": format!("Lost{i}"), "email_addresses": [format!("lost{i}@example.com")]})).await;
     }
     // The step gives up on the batch for now (retryable), nothing is acknowledged.
-    let step = hubsync_engine::outbound::push_once(&bed.engine, bed.portal).await.unwrap();
+    let step = hubsync_engine::outbound::push_once(&bed.engine, bed.portal)
+        .await
+        .unwrap();
     assert_eq!(step.written, 0);
-    assert_eq!(bed.remote_count(ObjectKind::Contact), 30, "HubSpot did create them");
+    assert_eq!(
+        bed.remote_count(ObjectKind::Contact),
+        30,
+        "HubSpot did create them"
+    );
     // As after a crash: the answer never reached us. Recovery retries the same upserts.
-    bed.emulator.admin().set_faults(hubsync_emulator::Faults::default());
+    bed.emulator
+        .admin()
+        .set_faults(hubsync_emulator::Faults::default());
     let store = bed.store();
     let mut rows = Vec::new();
     for _ in 0..50 {
         let _ = hubsync_engine::outbound::push_once(&bed.engine, bed.portal).await;
-        rows = store.list_records(bed.portal, ObjectType::Contacts, None, 100, &[]).await.unwrap();
+        rows = store
+            .list_records(bed.portal, ObjectType::Contacts, None, 100, &[])
+            .await
+            .unwrap();
         if rows.iter().all(|r| r.hubspot_id.is_some()) {
             break;
         }
         // Deferred items wait for their retry time.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(rows.iter().all(|r| r.hubspot_id.is_some()), "every record linked after the retry");
-    assert_eq!(bed.remote_count(ObjectKind::Contact), 30, "no second record for any of them");
+    assert!(
+        rows.iter().all(|r| r.hubspot_id.is_some()),
+        "every record linked after the retry"
+    );
+    assert_eq!(
+        bed.remote_count(ObjectKind::Contact),
+        30,
+        "no second record for any of them"
+    );
 }
 
 #[tokio::test]
@@ -120,45 +173,102 @@ async fn a_record_hubspot_rejects_is_dead_lettered_and_the_rest_of_its_batch_pro
     .await;
     bed.push_all().await;
     assert_eq!(bed.remote_count(ObjectKind::Contact), 10);
-    let letters = bed.store().list_dead_letters(bed.portal, None, 10).await.unwrap();
+    let letters = bed
+        .store()
+        .list_dead_letters(bed.portal, None, 10)
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 1);
-    assert!(letters[0].letter.reason.contains("no_such_property__c"), "{}", letters[0].letter.reason);
+    assert!(
+        letters[0].letter.reason.contains("no_such_property__c"),
+        "{}",
+        letters[0].letter.reason
+    );
     assert_eq!(letters[0].letter.category, "VALIDATION_ERROR");
-    assert_eq!(bed.store().queue_depths(bed.portal).await.unwrap().outbox, 0, "the queue moved on");
+    assert_eq!(
+        bed.store().queue_depths(bed.portal).await.unwrap().outbox,
+        0,
+        "the queue moved on"
+    );
 }
 
 #[tokio::test]
 async fn a_row_the_mapping_cannot_translate_is_dead_lettered_without_rejecting_the_app_write() {
     let bed = TestBed::start().await;
-    let bad = bed.app_insert(ObjectType::Contacts, json!({"first_name": "Weird", "email_addresses": ["not an email"]})).await;
-    bed.app_insert(ObjectType::Contacts, json!({"first_name": "Fine", "email_addresses": ["fine@example.com"]})).await;
+    let bad = bed
+        .app_insert(
+            ObjectType::Contacts,
+            json!({"first_name": "Weird", "email_addresses": ["not an email"]}),
+        )
+        .await;
+    bed.app_insert(
+        ObjectType::Contacts,
+        json!({"first_name": "Fine", "email_addresses": ["fine@example.com"]}),
+    )
+    .await;
     bed.push_all().await;
     assert_eq!(bed.remote_count(ObjectKind::Contact), 1);
-    let letters = bed.store().list_dead_letters(bed.portal, None, 10).await.unwrap();
+    let letters = bed
+        .store()
+        .list_dead_letters(bed.portal, None, 10)
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].letter.local_id, Some(bad));
-    assert!(letters[0].letter.reason.contains("email"), "{}", letters[0].letter.reason);
+    assert!(
+        letters[0].letter.reason.contains("email"),
+        "{}",
+        letters[0].letter.reason
+    );
     // The app's row itself is untouched.
-    let row = bed.store().get_record(bed.portal, ObjectType::Contacts, bad).await.unwrap().unwrap();
+    let row = bed
+        .store()
+        .get_record(bed.portal, ObjectType::Contacts, bad)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.fields.get("email_addresses"), &json!(["not an email"]));
 }
 
 #[tokio::test]
 async fn two_local_contacts_with_one_email_make_one_hubspot_contact_and_one_dead_letter() {
     let bed = TestBed::start().await;
-    let first = bed.app_insert(ObjectType::Contacts, json!({"first_name": "One", "email_addresses": ["same@example.com"]})).await;
-    let second = bed.app_insert(ObjectType::Contacts, json!({"first_name": "Two", "email_addresses": ["same@example.com"]})).await;
+    let first = bed
+        .app_insert(
+            ObjectType::Contacts,
+            json!({"first_name": "One", "email_addresses": ["same@example.com"]}),
+        )
+        .await;
+    let second = bed
+        .app_insert(
+            ObjectType::Contacts,
+            json!({"first_name": "Two", "email_addresses": ["same@example.com"]}),
+        )
+        .await;
     bed.push_all().await;
     assert_eq!(bed.remote_count(ObjectKind::Contact), 1);
     let rows = [first, second];
     let mut linked = 0;
     for id in rows {
-        let row = bed.store().get_record(bed.portal, ObjectType::Contacts, id).await.unwrap().unwrap();
+        let row = bed
+            .store()
+            .get_record(bed.portal, ObjectType::Contacts, id)
+            .await
+            .unwrap()
+            .unwrap();
         linked += usize::from(row.hubspot_id.is_some());
     }
     assert_eq!(linked, 1, "only one local row may hold the HubSpot contact");
-    let letters = bed.store().list_dead_letters(bed.portal, None, 10).await.unwrap();
+    let letters = bed
+        .store()
+        .list_dead_letters(bed.portal, None, 10)
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].letter.category, "CONFLICT");
-    assert!(letters[0].letter.reason.contains("already"), "{}", letters[0].letter.reason);
+    assert!(
+        letters[0].letter.reason.contains("already"),
+        "{}",
+        letters[0].letter.reason
+    );
 }

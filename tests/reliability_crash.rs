@@ -30,15 +30,39 @@ async fn start_emulator(seed: u64, contacts: usize) -> (EmulatorHandle, Vec<(Str
     portal.private_app_token = Some(TOKEN.to_owned());
     portal.webhook_secret = WEBHOOK_SECRET.to_owned();
     portal.tier = Tier::LimitIncrease;
-    let config = EmulatorConfig { portals: vec![portal], seed, ..EmulatorConfig::default() };
-    let emulator = Emulator::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind")).await.expect("emulator");
+    let config = EmulatorConfig {
+        portals: vec![portal],
+        seed,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(
+        config,
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    )
+    .await
+    .expect("emulator");
     let admin = emulator.admin();
     // Failed deliveries (hubsync is down) come back within about a second instead of 30 s.
     admin.update_settings(|s| s.webhook_time_scale = 0.01);
     admin
-        .seed(PORTAL, &SeedSpec { contacts, companies: contacts / 10, deals: 0, duplicate_share: 0.0, associate: false, seed: Some(seed) })
+        .seed(
+            PORTAL,
+            &SeedSpec {
+                contacts,
+                companies: contacts / 10,
+                deals: 0,
+                duplicate_share: 0.0,
+                associate: false,
+                seed: Some(seed),
+            },
+        )
         .expect("seed");
-    let remote = remote_contacts(&admin).into_iter().map(|(email, id, _)| (email, id)).collect();
+    let remote = remote_contacts(&admin)
+        .into_iter()
+        .map(|(email, id, _)| (email, id))
+        .collect();
     (emulator, remote)
 }
 
@@ -53,7 +77,10 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
     let (emulator, remote) = start_emulator(seed, seeded).await;
     let admin = emulator.admin();
     let dir = tempfile::tempdir().expect("tempdir");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("hubsync.db").display());
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("hubsync.db").display()
+    );
     // The app's process: it owns the database file too (SQLite WAL lets both write).
     let store: Arc<dyn Store> = hubsync_store::connect(&database_url).await.expect("store");
     let portal = common::private_portal(250);
@@ -71,7 +98,9 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
             ("HUBSYNC_INBOUND__LEASE_SECS".into(), "5".into()),
         ],
     };
-    admin.set_webhook(PORTAL, Some(spec.webhook_target()), None).expect("webhook target");
+    admin
+        .set_webhook(PORTAL, Some(spec.webhook_target()), None)
+        .expect("webhook target");
 
     let mut editors = Editors::new(seed, admin.clone(), Arc::clone(&store), remote);
     // The app already has some contacts of its own.
@@ -82,10 +111,17 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
     for generation in 0..kills {
         let mut serve = ServeProcess::spawn(&spec, generation);
         // A random moment: from mid-start-up to well into the sync.
-        let alive = Duration::from_millis(editors.rng.random_range(300..if long { 9000 } else { 7000 }));
+        let alive = Duration::from_millis(
+            editors
+                .rng
+                .random_range(300..if long { 9000 } else { 7000 }),
+        );
         editors.run_until(Instant::now() + alive, rate).await;
         if let Some(status) = serve.child.try_wait().expect("try_wait") {
-            panic!("hubsync serve exited by itself ({status}) before kill {generation}:\n{}", serve.log_text());
+            panic!(
+                "hubsync serve exited by itself ({status}) before kill {generation}:\n{}",
+                serve.log_text()
+            );
         }
         serve.kill();
         kill_log.push(alive.as_millis());
@@ -99,14 +135,28 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
     // The last life: keep editing a little, then stop editing and let it finish.
     let mut serve = ServeProcess::spawn(&spec, kills);
     serve.wait_ready(Duration::from_secs(30)).await;
-    editors.run_until(Instant::now() + Duration::from_secs(2), rate).await;
-    wait_quiet(&admin, &store, &mut serve, Duration::from_secs(if long { 600 } else { 180 })).await;
+    editors
+        .run_until(Instant::now() + Duration::from_secs(2), rate)
+        .await;
+    wait_quiet(
+        &admin,
+        &store,
+        &mut serve,
+        Duration::from_secs(if long { 600 } else { 180 }),
+    )
+    .await;
     let status = serve.terminate(Duration::from_secs(40)).await;
-    assert!(status.is_some_and(|s| s.success()), "graceful shutdown failed ({status:?}):\n{}", serve.log_text());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "graceful shutdown failed ({status:?}):\n{}",
+        serve.log_text()
+    );
 
     // Both sides identical, no duplicates.
     let engine = common::checking_engine(Arc::clone(&store), &emulator.base_url(), &portal).await;
-    let convergence = converge::check(&engine, PortalId(PORTAL)).await.expect("convergence check");
+    let convergence = converge::check(&engine, PortalId(PORTAL))
+        .await
+        .expect("convergence check");
     let depths = store.queue_depths(PortalId(PORTAL)).await.expect("depths");
     let f = &editors.figures;
     eprintln!(
@@ -121,12 +171,21 @@ async fn sigkill_at_random_moments_loses_no_edit_and_duplicates_nothing() {
         depths.dead_letters,
         started.elapsed().as_secs_f64()
     );
-    assert!(convergence.is_identical(), "the two sides differ after {kills} kills:\n{}", common::describe_convergence(&convergence));
+    assert!(
+        convergence.is_identical(),
+        "the two sides differ after {kills} kills:\n{}",
+        common::describe_convergence(&convergence)
+    );
     assert_eq!(depths.dead_letters, 0, "nothing may be dead-lettered");
 
     // No edit lost: the last marker of every field is on both sides, exactly once.
     let lost = editors.lost_edits().await;
-    assert!(lost.is_empty(), "{} edits lost or duplicated, e.g.:\n{}", lost.len(), lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        lost.is_empty(),
+        "{} edits lost or duplicated, e.g.:\n{}",
+        lost.len(),
+        lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
     assert_eq!(
         remote_contacts(&admin).len(),
         seeded + seeded / 10 + f.local_creates as usize + f.remote_creates as usize,

@@ -26,34 +26,103 @@ async fn a_state_read_before_our_acknowledged_write_does_not_undo_the_apps_edit(
     bed.serve().await;
     let admin = bed.emulator.admin();
     let id = admin
-        .create(PORTAL, ObjectKind::Contact, [("email", "stale@example.com"), ("firstname", "Stale"), ("lastname", "Before")], DEFAULT_USER_ID)
+        .create(
+            PORTAL,
+            ObjectKind::Contact,
+            [
+                ("email", "stale@example.com"),
+                ("firstname", "Stale"),
+                ("lastname", "Before"),
+            ],
+            DEFAULT_USER_ID,
+        )
         .unwrap();
     bed.settle_inbound().await;
-    let row = bed.store().find_by_hubspot_id(bed.portal, ObjectType::Contacts, HubspotId(id)).await.unwrap().expect("imported");
+    let row = bed
+        .store()
+        .find_by_hubspot_id(bed.portal, ObjectType::Contacts, HubspotId(id))
+        .await
+        .unwrap()
+        .expect("imported");
 
     // 1. The reconciler (or the inbound worker) reads the record: lastname = Before.
-    let before = admin.get(PORTAL, ObjectKind::Contact, id).unwrap().expect("record");
-    let fields = bed.engine.mappings.to_unified(ObjectType::Contacts, json!({"id": id.to_string(), "properties": before["properties"]})).await.unwrap();
-    let updated_at = before["properties"]["lastmodifieddate"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or_else(|| {
-        time::OffsetDateTime::parse(before["updatedAt"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap().unix_timestamp_nanos() as i64 / 1_000_000
-    });
-    let stale = RemoteState { object_type: ObjectType::Contacts, hubspot_id: HubspotId(id), fields, updated_at, field_ts: Default::default(), scope: None, hubsync_id: None };
+    let before = admin
+        .get(PORTAL, ObjectKind::Contact, id)
+        .unwrap()
+        .expect("record");
+    let fields = bed
+        .engine
+        .mappings
+        .to_unified(
+            ObjectType::Contacts,
+            json!({"id": id.to_string(), "properties": before["properties"]}),
+        )
+        .await
+        .unwrap();
+    let updated_at = before["properties"]["lastmodifieddate"]
+        .as_str()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            time::OffsetDateTime::parse(
+                before["updatedAt"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+            .unix_timestamp_nanos() as i64
+                / 1_000_000
+        });
+    let stale = RemoteState {
+        object_type: ObjectType::Contacts,
+        hubspot_id: HubspotId(id),
+        fields,
+        updated_at,
+        field_ts: Default::default(),
+        scope: None,
+        hubsync_id: None,
+    };
 
     // 2. Meanwhile the app edits the last name and the outbound worker pushes it; HubSpot
     //    acknowledges and the new base is recorded.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let changes: Changes = [("last_name".to_owned(), json!("After"))].into_iter().collect();
-    bed.store().update_record(bed.portal, ObjectType::Contacts, row.local_id, &changes).await.unwrap();
+    let changes: Changes = [("last_name".to_owned(), json!("After"))]
+        .into_iter()
+        .collect();
+    bed.store()
+        .update_record(bed.portal, ObjectType::Contacts, row.local_id, &changes)
+        .await
+        .unwrap();
     bed.push_all().await;
     bed.settle_inbound().await;
-    assert_eq!(bed.remote(ObjectKind::Contact, id).unwrap()["properties"]["lastname"], "After");
+    assert_eq!(
+        bed.remote(ObjectKind::Contact, id).unwrap()["properties"]["lastname"],
+        "After"
+    );
 
     // 3. The earlier read is planned and applied now, as a reconcile page would be.
-    let (ops, _) = apply::plan(&bed.engine, bed.portal, vec![stale], Source::Reconcile).await.unwrap();
-    bed.store().apply_inbound(bed.portal, ops, &[], None).await.unwrap();
+    let (ops, _) = apply::plan(&bed.engine, bed.portal, vec![stale], Source::Reconcile)
+        .await
+        .unwrap();
+    bed.store()
+        .apply_inbound(bed.portal, ops, &[], None)
+        .await
+        .unwrap();
 
-    let local = bed.store().get_record(bed.portal, ObjectType::Contacts, row.local_id).await.unwrap().unwrap();
+    let local = bed
+        .store()
+        .get_record(bed.portal, ObjectType::Contacts, row.local_id)
+        .await
+        .unwrap()
+        .unwrap();
     let convergence = converge::check(&bed.engine, bed.portal).await.unwrap();
-    assert_eq!(local.fields.get("last_name"), &json!("After"), "a state older than the acknowledged write overwrote the app's edit; {}", common::describe_convergence(&convergence));
-    assert!(convergence.is_identical(), "{}", common::describe_convergence(&convergence));
+    assert_eq!(
+        local.fields.get("last_name"),
+        &json!("After"),
+        "a state older than the acknowledged write overwrote the app's edit; {}",
+        common::describe_convergence(&convergence)
+    );
+    assert!(
+        convergence.is_identical(),
+        "{}",
+        common::describe_convergence(&convergence)
+    );
 }

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::{APP, ServeProcess, ServeSpec, WEBHOOK_SECRET};
 use hubsync_core::{AppId, Changes, FieldMap, HubspotId, LocalId, ObjectType, PortalId};
-use hubsync_emulator::{DEFAULT_USER_ID, Emulator, EmulatorConfig, EmulatorHandle, ObjectKind, PortalConfig, SeedSpec, Tier};
+use hubsync_emulator::{
+    DEFAULT_USER_ID, Emulator, EmulatorConfig, EmulatorHandle, ObjectKind, PortalConfig, SeedSpec,
+    Tier,
+};
 use hubsync_engine::{Engine, EngineSettings, converge, setup};
 use hubsync_hubspot::{ClientConfig, HubspotClient};
 use hubsync_mapping::Mappings;
@@ -43,7 +46,9 @@ fn long_form() -> bool {
 }
 
 fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
     since_epoch.as_millis() as i64
 }
 
@@ -53,7 +58,10 @@ fn tier_of(i: usize) -> Tier {
         0 => Tier::Starter,
         1 => Tier::Professional,
         2 => Tier::LimitIncrease,
-        _ => Tier::Custom { burst: 60, daily: 200_000 },
+        _ => Tier::Custom {
+            burst: 60,
+            daily: 200_000,
+        },
     }
 }
 
@@ -73,17 +81,31 @@ impl Database {
     const SERVER: &'static str = "postgres://postgres@127.0.0.1:5432/postgres";
 
     async fn create() -> Option<Database> {
-        let options = sqlx::postgres::PgPoolOptions::new().max_connections(2).acquire_timeout(Duration::from_secs(5));
+        let options = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5));
         let server = match options.connect(Self::SERVER).await {
             Ok(pool) => pool,
             Err(error) => {
-                assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but PostgreSQL at 127.0.0.1:5432 does not answer: {error}");
-                eprintln!("NOTICE: scale-out test skipped — no PostgreSQL at 127.0.0.1:5432 ({error})");
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but PostgreSQL at 127.0.0.1:5432 does not answer: {error}"
+                );
+                eprintln!(
+                    "NOTICE: scale-out test skipped — no PostgreSQL at 127.0.0.1:5432 ({error})"
+                );
                 return None;
             }
         };
-        let name = format!("hubsync_scale_{}_{}", std::process::id(), rand::random::<u32>());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&server).await.expect("create database");
+        let name = format!(
+            "hubsync_scale_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&server)
+            .await
+            .expect("create database");
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
@@ -100,7 +122,10 @@ impl Database {
     /// Live leases: portal → owner, and the live process memberships (owners).
     async fn ownership(&self) -> (BTreeMap<u64, String>, BTreeSet<String>) {
         let rows: Vec<(i64, String, i64)> =
-            sqlx::query_as("SELECT portal_id, owner, expires_at FROM leases").fetch_all(&self.pool).await.expect("read leases");
+            sqlx::query_as("SELECT portal_id, owner, expires_at FROM leases")
+                .fetch_all(&self.pool)
+                .await
+                .expect("read leases");
         let now = now_ms();
         let mut portals = BTreeMap::new();
         let mut members = BTreeSet::new();
@@ -113,7 +138,6 @@ impl Database {
         }
         (portals, members)
     }
-
 }
 
 impl Drop for Database {
@@ -122,17 +146,27 @@ impl Drop for Database {
     fn drop(&mut self) {
         let name = self.name.clone();
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async {
                 let server = sqlx::PgPool::connect(Self::SERVER).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&server).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&server)
+                .await?;
                 server.close().await;
                 Ok::<(), sqlx::Error>(())
             })
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("NOTICE: could not drop the test database {}: {dropped:?}", self.name);
+            eprintln!(
+                "NOTICE: could not drop the test database {}: {dropped:?}",
+                self.name
+            );
         }
     }
 }
@@ -192,7 +226,15 @@ impl Editors {
             let list = &self.remote[&portal];
             let (email, id) = list[self.rng.random_range(0..list.len())].clone();
             let marker = self.marker("r");
-            self.admin.update(portal, ObjectKind::Contact, id, [("jobtitle", marker.clone())], DEFAULT_USER_ID).expect("remote edit");
+            self.admin
+                .update(
+                    portal,
+                    ObjectKind::Contact,
+                    id,
+                    [("jobtitle", marker.clone())],
+                    DEFAULT_USER_ID,
+                )
+                .expect("remote edit");
             self.expected.entry((portal, email)).or_default().title = Some(marker);
         } else if roll < 0.85 {
             let pick_local = self.rng.random_bool(0.5) && !self.local[&portal].is_empty();
@@ -215,23 +257,62 @@ impl Editors {
                 (email, row.local_id)
             };
             let marker = self.marker("l");
-            let changes: Changes = [("last_name".to_owned(), json!(marker))].into_iter().collect();
-            let updated = self.store.update_record(PortalId(portal), ObjectType::Contacts, local_id, &changes).await.expect("local edit");
-            assert!(updated.is_some(), "local row {} of portal {portal} vanished", local_id.0);
+            let changes: Changes = [("last_name".to_owned(), json!(marker))]
+                .into_iter()
+                .collect();
+            let updated = self
+                .store
+                .update_record(PortalId(portal), ObjectType::Contacts, local_id, &changes)
+                .await
+                .expect("local edit");
+            assert!(
+                updated.is_some(),
+                "local row {} of portal {portal} vanished",
+                local_id.0
+            );
             self.expected.entry((portal, email)).or_default().last_name = Some(marker);
         } else if roll < 0.93 {
             let marker = self.marker("lc");
             let email = format!("{marker}@app.scale.example");
-            let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
-            let row = self.store.insert_record(PortalId(portal), ObjectType::Contacts, &fields).await.expect("local create");
-            self.expected.insert((portal, email.clone()), Expected { title: Some(marker.clone()), last_name: Some(marker) });
-            self.local.entry(portal).or_default().push((email, row.local_id));
+            let fields = FieldMap::from_unified(
+                &json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}),
+            );
+            let row = self
+                .store
+                .insert_record(PortalId(portal), ObjectType::Contacts, &fields)
+                .await
+                .expect("local create");
+            self.expected.insert(
+                (portal, email.clone()),
+                Expected {
+                    title: Some(marker.clone()),
+                    last_name: Some(marker),
+                },
+            );
+            self.local
+                .entry(portal)
+                .or_default()
+                .push((email, row.local_id));
         } else {
             let marker = self.marker("rc");
             let email = format!("{marker}@hubspot.scale.example");
-            let props = [("email", email.clone()), ("firstname", "Hub".to_owned()), ("lastname", marker.clone()), ("jobtitle", marker.clone())];
-            let id = self.admin.create(portal, ObjectKind::Contact, props, DEFAULT_USER_ID).expect("remote create");
-            self.expected.insert((portal, email.clone()), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+            let props = [
+                ("email", email.clone()),
+                ("firstname", "Hub".to_owned()),
+                ("lastname", marker.clone()),
+                ("jobtitle", marker.clone()),
+            ];
+            let id = self
+                .admin
+                .create(portal, ObjectKind::Contact, props, DEFAULT_USER_ID)
+                .expect("remote create");
+            self.expected.insert(
+                (portal, email.clone()),
+                Expected {
+                    title: Some(marker.clone()),
+                    last_name: Some(marker),
+                },
+            );
             self.remote.entry(portal).or_default().push((email, id));
         }
     }
@@ -258,14 +339,19 @@ impl Cluster {
     fn spawn(&mut self, name: &str) {
         let mut spec = self.base.clone();
         spec.port = common::free_port();
-        spec.env.push(("HUBSYNC_SCALE__PROCESS_NAME".into(), name.into()));
+        spec.env
+            .push(("HUBSYNC_SCALE__PROCESS_NAME".into(), name.into()));
         let process = ServeProcess::spawn(&spec, self.spawned);
         self.spawned += 1;
         self.processes.insert(name.to_owned(), (spec, process));
     }
 
     fn process(&mut self, name: &str) -> &mut ServeProcess {
-        &mut self.processes.get_mut(name).expect("a process of that name").1
+        &mut self
+            .processes
+            .get_mut(name)
+            .expect("a process of that name")
+            .1
     }
 
     fn webhook_target(&self, name: &str) -> String {
@@ -274,7 +360,11 @@ impl Cluster {
 
     fn signal(&self, name: &str, signal: &str) {
         let pid = self.processes[name].1.child.id();
-        let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -{signal} {pid} failed");
     }
 
@@ -289,7 +379,10 @@ impl Cluster {
     fn assert_running(&mut self) {
         for (name, (_, process)) in &mut self.processes {
             if let Some(status) = process.child.try_wait().expect("try_wait") {
-                panic!("hubsync serve {name} exited by itself ({status}):\n{}", process.log_text());
+                panic!(
+                    "hubsync serve {name} exited by itself ({status}):\n{}",
+                    process.log_text()
+                );
             }
         }
     }
@@ -297,7 +390,10 @@ impl Cluster {
 
 // ----- set-up ---------------------------------------------------------------------------------
 
-async fn start_emulator(portals: &[u64], seeded: usize) -> (EmulatorHandle, BTreeMap<u64, Vec<(String, u64)>>) {
+async fn start_emulator(
+    portals: &[u64],
+    seeded: usize,
+) -> (EmulatorHandle, BTreeMap<u64, Vec<(String, u64)>>) {
     let configs = portals
         .iter()
         .enumerate()
@@ -309,17 +405,44 @@ async fn start_emulator(portals: &[u64], seeded: usize) -> (EmulatorHandle, BTre
             portal
         })
         .collect();
-    let config = EmulatorConfig { portals: configs, seed: 0x5CA1E, ..EmulatorConfig::default() };
-    let emulator = Emulator::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind")).await.expect("emulator");
+    let config = EmulatorConfig {
+        portals: configs,
+        seed: 0x5CA1E,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(
+        config,
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    )
+    .await
+    .expect("emulator");
     let admin = emulator.admin();
     // Deliveries that fail (their process died) come back within about a second.
     admin.update_settings(|s| s.webhook_time_scale = 0.01);
-    admin.set_faults(hubsync_emulator::Faults { competing_app_share_pct: COMPETING_PCT, ..hubsync_emulator::Faults::default() });
+    admin.set_faults(hubsync_emulator::Faults {
+        competing_app_share_pct: COMPETING_PCT,
+        ..hubsync_emulator::Faults::default()
+    });
     let mut remote = BTreeMap::new();
     for (i, id) in portals.iter().enumerate() {
-        let spec = SeedSpec { contacts: seeded, companies: seeded / 5, deals: 0, duplicate_share: 0.0, associate: false, seed: Some(i as u64) };
+        let spec = SeedSpec {
+            contacts: seeded,
+            companies: seeded / 5,
+            deals: 0,
+            duplicate_share: 0.0,
+            associate: false,
+            seed: Some(i as u64),
+        };
         admin.seed(*id, &spec).expect("seed");
-        remote.insert(*id, remote_contacts(&admin, *id).into_iter().map(|(email, id, _)| (email, id)).collect());
+        remote.insert(
+            *id,
+            remote_contacts(&admin, *id)
+                .into_iter()
+                .map(|(email, id, _)| (email, id))
+                .collect(),
+        );
     }
     (emulator, remote)
 }
@@ -357,12 +480,23 @@ async fn local_contacts(store: &Arc<dyn Store>, portal: u64) -> BTreeMap<String,
     let mut out: BTreeMap<String, Vec<FieldMap>> = BTreeMap::new();
     let mut after = None;
     loop {
-        let rows = store.list_records(PortalId(portal), ObjectType::Contacts, after, 500, &[]).await.expect("list");
+        let rows = store
+            .list_records(PortalId(portal), ObjectType::Contacts, after, 500, &[])
+            .await
+            .expect("list");
         let Some(last) = rows.last() else { break };
         after = Some(last.local_id);
         for row in rows.into_iter().filter(|r| !r.deleted) {
-            if let Some(email) = row.fields.get("email_addresses").as_array().and_then(|a| a.first()).and_then(Value::as_str) {
-                out.entry(email.to_ascii_lowercase()).or_default().push(row.fields.clone());
+            if let Some(email) = row
+                .fields
+                .get("email_addresses")
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+            {
+                out.entry(email.to_ascii_lowercase())
+                    .or_default()
+                    .push(row.fields.clone());
             }
         }
     }
@@ -380,7 +514,11 @@ struct Sampler {
 impl Sampler {
     fn sample(&mut self, admin: &hubsync_emulator::Admin) {
         let stats = admin.stats();
-        let counts = stats.portals.iter().map(|(id, s)| (*id, s.requests_by_app.get(&APP).copied().unwrap_or(0))).collect();
+        let counts = stats
+            .portals
+            .iter()
+            .map(|(id, s)| (*id, s.requests_by_app.get(&APP).copied().unwrap_or(0)))
+            .collect();
         self.samples.push((Instant::now(), counts));
     }
 
@@ -406,7 +544,13 @@ impl Sampler {
 
 /// Waits until every portal's queues are empty and the emulator has nothing left to deliver,
 /// three checks in a row.
-async fn wait_quiet(admin: &hubsync_emulator::Admin, store: &Arc<dyn Store>, portals: &[u64], cluster: &mut Cluster, timeout: Duration) {
+async fn wait_quiet(
+    admin: &hubsync_emulator::Admin,
+    store: &Arc<dyn Store>,
+    portals: &[u64],
+    cluster: &mut Cluster,
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     let mut quiet = 0;
     while quiet < 3 {
@@ -421,7 +565,10 @@ async fn wait_quiet(admin: &hubsync_emulator::Admin, store: &Arc<dyn Store>, por
         }
         quiet = if busy.is_empty() { quiet + 1 } else { 0 };
         cluster.assert_running();
-        assert!(Instant::now() < deadline, "queues did not drain within {timeout:?}: (portal, outbox, inbox, webhooks) {busy:?}");
+        assert!(
+            Instant::now() < deadline,
+            "queues did not drain within {timeout:?}: (portal, outbox, inbox, webhooks) {busy:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -434,7 +581,9 @@ async fn wait_quiet(admin: &hubsync_emulator::Admin, store: &Arc<dyn Store>, por
 #[ignore = "multi-process scale-out run; one unexplained lost edit under load (issue 9)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
-    let Some(db) = Database::create().await else { return };
+    let Some(db) = Database::create().await else {
+        return;
+    };
     let long = long_form();
     let portal_count: usize = if long { 200 } else { 20 };
     let seeded = if long { 30 } else { 25 };
@@ -448,7 +597,10 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
     let admin = emulator.admin();
     let store: Arc<dyn Store> = hubsync_store::connect(&db.url()).await.expect("store");
     for (i, id) in portals.iter().enumerate() {
-        store.upsert_portal(&portal_row(i, *id)).await.expect("portal");
+        store
+            .upsert_portal(&portal_row(i, *id))
+            .await
+            .expect("portal");
     }
     // HUBSYNC_SCALE_LOGS=<dir> keeps the processes' logs there.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
@@ -493,10 +645,25 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
         for _ in 0..5 {
             let marker = editors.marker("lc");
             let email = format!("{marker}@app.scale.example");
-            let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
-            let row = store.insert_record(PortalId(*portal), ObjectType::Contacts, &fields).await.expect("insert");
-            editors.expected.insert((*portal, email.clone()), Expected { title: Some(marker.clone()), last_name: Some(marker) });
-            editors.local.entry(*portal).or_default().push((email, row.local_id));
+            let fields = FieldMap::from_unified(
+                &json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}),
+            );
+            let row = store
+                .insert_record(PortalId(*portal), ObjectType::Contacts, &fields)
+                .await
+                .expect("insert");
+            editors.expected.insert(
+                (*portal, email.clone()),
+                Expected {
+                    title: Some(marker.clone()),
+                    last_name: Some(marker),
+                },
+            );
+            editors
+                .local
+                .entry(*portal)
+                .or_default()
+                .push((email, row.local_id));
         }
     }
 
@@ -505,11 +672,16 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
         cluster.spawn(name);
     }
     for name in ["p1", "p2", "p3"] {
-        cluster.process(name).wait_ready(Duration::from_secs(30)).await;
+        cluster
+            .process(name)
+            .wait_ready(Duration::from_secs(30))
+            .await;
     }
     let names = ["p1", "p2", "p3"];
     for (i, portal) in portals.iter().enumerate() {
-        admin.set_webhook(*portal, Some(cluster.webhook_target(names[i % 3])), None).expect("webhook target");
+        admin
+            .set_webhook(*portal, Some(cluster.webhook_target(names[i % 3])), None)
+            .expect("webhook target");
     }
     let mut sampler = Sampler::default();
     sampler.sample(&admin);
@@ -519,35 +691,64 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
     let mut spread = BTreeMap::new();
     let ready = Instant::now();
     while ready.elapsed() < Duration::from_secs(if long { 180 } else { 60 }) {
-        editors.run_until(Instant::now() + Duration::from_millis(500), rate).await;
+        editors
+            .run_until(Instant::now() + Duration::from_millis(500), rate)
+            .await;
         sampler.sample(&admin);
         let (owned, _) = db.ownership().await;
         spread = holdings(&owned);
-        if owned.len() == portal_count && spread.len() == 3 && spread.values().all(|n| *n <= share) {
+        if owned.len() == portal_count && spread.len() == 3 && spread.values().all(|n| *n <= share)
+        {
             break;
         }
     }
-    eprintln!("scale-out: initial spread {spread:?} {:.1} s after the processes were ready", ready.elapsed().as_secs_f64());
-    assert!(spread.values().all(|n| *n <= share) && spread.values().sum::<usize>() == portal_count, "initial spread {spread:?}");
+    eprintln!(
+        "scale-out: initial spread {spread:?} {:.1} s after the processes were ready",
+        ready.elapsed().as_secs_f64()
+    );
+    assert!(
+        spread.values().all(|n| *n <= share) && spread.values().sum::<usize>() == portal_count,
+        "initial spread {spread:?}"
+    );
 
     // Edit a while, then SIGKILL p1 mid-run; the others take its portals over.
-    editors.run_until(Instant::now() + Duration::from_secs(if long { 15 } else { 4 }), rate).await;
+    editors
+        .run_until(
+            Instant::now() + Duration::from_secs(if long { 15 } else { 4 }),
+            rate,
+        )
+        .await;
     let (owned, _) = db.ownership().await;
-    let orphans: Vec<u64> = owned.iter().filter(|(_, o)| process_of(o) == "p1").map(|(p, _)| *p).collect();
+    let orphans: Vec<u64> = owned
+        .iter()
+        .filter(|(_, o)| process_of(o) == "p1")
+        .map(|(p, _)| *p)
+        .collect();
     cluster.kill("p1");
     let killed = Instant::now();
     for (i, portal) in portals.iter().enumerate() {
         if names[i % 3] == "p1" {
-            admin.set_webhook(*portal, Some(cluster.webhook_target("p2")), None).expect("webhook target");
+            admin
+                .set_webhook(*portal, Some(cluster.webhook_target("p2")), None)
+                .expect("webhook target");
         }
     }
     let takeover = loop {
-        editors.run_until(Instant::now() + Duration::from_millis(100), rate).await;
+        editors
+            .run_until(Instant::now() + Duration::from_millis(100), rate)
+            .await;
         let (owned, _) = db.ownership().await;
-        if orphans.iter().all(|p| owned.get(p).is_some_and(|o| process_of(o) != "p1")) {
+        if orphans
+            .iter()
+            .all(|p| owned.get(p).is_some_and(|o| process_of(o) != "p1"))
+        {
             break killed.elapsed();
         }
-        assert!(killed.elapsed() < 6 * lease, "p1's portals not taken over within {:?}", 6 * lease);
+        assert!(
+            killed.elapsed() < 6 * lease,
+            "p1's portals not taken over within {:?}",
+            6 * lease
+        );
     };
     sampler.sample(&admin);
     eprintln!(
@@ -555,7 +756,11 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
         orphans.len(),
         takeover.as_secs_f64(),
         2 * lease_secs,
-        if takeover <= 2 * lease { "met" } else { "MISSED" }
+        if takeover <= 2 * lease {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     // The design bound is 2 × the lease (printed above); the assertion only catches a takeover
     // that does not happen, since a loaded CI machine stretches every round.
@@ -567,7 +772,9 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
     let mut joined = None;
     let fair = portal_count / 3;
     let (fair_share_at, p4_held) = loop {
-        editors.run_until(Instant::now() + Duration::from_millis(100), rate).await;
+        editors
+            .run_until(Instant::now() + Duration::from_millis(100), rate)
+            .await;
         let (owned, members) = db.ownership().await;
         if joined.is_none() && members.iter().any(|m| process_of(m) == "p4") {
             joined = Some(Instant::now());
@@ -576,7 +783,10 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
         if held >= fair {
             break (Instant::now(), held);
         }
-        assert!(spawned.elapsed() < Duration::from_secs(30), "p4 holds {held} portals after 30 s; fair share {fair}");
+        assert!(
+            spawned.elapsed() < Duration::from_secs(30),
+            "p4 holds {held} portals after 30 s; fair share {fair}"
+        );
     };
     let joined = joined.unwrap_or(fair_share_at);
     let since_join = fair_share_at.duration_since(joined);
@@ -587,11 +797,19 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
         fair_share_at.duration_since(spawned).as_secs_f64()
     );
     // The target is one lease (printed above); the bound leaves room for a loaded CI machine.
-    assert!(since_join <= 4 * lease, "the new process took {since_join:?} from joining to its fair share");
-    cluster.process("p4").wait_ready(Duration::from_secs(30)).await;
+    assert!(
+        since_join <= 4 * lease,
+        "the new process took {since_join:?} from joining to its fair share"
+    );
+    cluster
+        .process("p4")
+        .wait_ready(Duration::from_secs(30))
+        .await;
     for (i, portal) in portals.iter().enumerate() {
         if i % 4 == 0 {
-            admin.set_webhook(*portal, Some(cluster.webhook_target("p4")), None).expect("webhook target");
+            admin
+                .set_webhook(*portal, Some(cluster.webhook_target("p4")), None)
+                .expect("webhook target");
         }
     }
     sampler.sample(&admin);
@@ -600,17 +818,26 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
     // others own its portals by then, so it must notice and its stale writes must be refused.
     for (i, portal) in portals.iter().enumerate() {
         if names[i % 3] != "p3" && i % 4 != 0 {
-            admin.set_webhook(*portal, Some(cluster.webhook_target("p3")), None).expect("webhook target");
+            admin
+                .set_webhook(*portal, Some(cluster.webhook_target("p3")), None)
+                .expect("webhook target");
         }
     }
     cluster.signal("p2", "STOP");
     let frozen = Instant::now();
     while frozen.elapsed() < lease * 5 / 2 {
-        editors.run_until(Instant::now() + Duration::from_millis(500), rate).await;
+        editors
+            .run_until(Instant::now() + Duration::from_millis(500), rate)
+            .await;
         sampler.sample(&admin);
     }
     cluster.signal("p2", "CONT");
-    editors.run_until(Instant::now() + Duration::from_secs(if long { 20 } else { 4 }), rate).await;
+    editors
+        .run_until(
+            Instant::now() + Duration::from_secs(if long { 20 } else { 4 }),
+            rate,
+        )
+        .await;
     sampler.sample(&admin);
     let p2_log = cluster.process("p2").log_text();
     assert!(
@@ -621,7 +848,14 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
     // Stop editing; let everything settle.
     let edits = editors.edits;
     let settle = Instant::now();
-    wait_quiet(&admin, &store, &portals, &mut cluster, Duration::from_secs(if long { 600 } else { 120 })).await;
+    wait_quiet(
+        &admin,
+        &store,
+        &portals,
+        &mut cluster,
+        Duration::from_secs(if long { 600 } else { 120 }),
+    )
+    .await;
     sampler.sample(&admin);
     let settled_in = settle.elapsed();
     let (owned, members) = db.ownership().await;
@@ -631,7 +865,11 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
     for name in ["p2", "p3", "p4"] {
         let process = cluster.process(name);
         let status = process.terminate(Duration::from_secs(40)).await;
-        assert!(status.is_some_and(|s| s.success()), "graceful shutdown of {name} failed ({status:?}):\n{}", process.log_text());
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "graceful shutdown of {name} failed ({status:?}):\n{}",
+            process.log_text()
+        );
     }
 
     // Budgets: no 429s for lack of budget, no portal above its burst in any window.
@@ -648,49 +886,99 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
             over.push((*portal, busiest[portal], burst));
         }
     }
-    let budget_sum: u64 = (0..portal_count).map(|i| u64::from(tier_of(i).burst())).sum();
+    let budget_sum: u64 = (0..portal_count)
+        .map(|i| u64::from(tier_of(i).burst()))
+        .sum();
     let peak_sum: u64 = busiest.values().sum();
 
     // Both sides identical and no duplicates, portal by portal.
-    let hubspot = HubspotClient::new(ClientConfig::with_base_url(emulator.base_url())).expect("client");
-    let settings = EngineSettings { app_id: Some(AppId(APP)), ..EngineSettings::default() };
-    let engine = Engine { store: Arc::clone(&store), mappings: Arc::new(Mappings::embedded().expect("mappings")), hubspot, settings: Arc::new(settings) };
+    let hubspot =
+        HubspotClient::new(ClientConfig::with_base_url(emulator.base_url())).expect("client");
+    let settings = EngineSettings {
+        app_id: Some(AppId(APP)),
+        ..EngineSettings::default()
+    };
+    let engine = Engine {
+        store: Arc::clone(&store),
+        mappings: Arc::new(Mappings::embedded().expect("mappings")),
+        hubspot,
+        settings: Arc::new(settings),
+    };
     let mut diverged = Vec::new();
     let mut lost = Vec::new();
     for portal in &portals {
-        let row = store.get_portal(PortalId(*portal)).await.expect("portal").expect("portal row");
-        assert_eq!(row.status, PortalStatus::Active, "portal {portal} ended {:?}: {:?}", row.status, row.status_reason);
-        setup::connect_portal(&engine, &row, None).await.expect("connect");
-        let convergence = converge::check(&engine, PortalId(*portal)).await.expect("convergence check");
+        let row = store
+            .get_portal(PortalId(*portal))
+            .await
+            .expect("portal")
+            .expect("portal row");
+        assert_eq!(
+            row.status,
+            PortalStatus::Active,
+            "portal {portal} ended {:?}: {:?}",
+            row.status,
+            row.status_reason
+        );
+        setup::connect_portal(&engine, &row, None)
+            .await
+            .expect("connect");
+        let convergence = converge::check(&engine, PortalId(*portal))
+            .await
+            .expect("convergence check");
         if !convergence.is_identical() {
-            diverged.push(format!("portal {portal}:\n{}", common::describe_convergence(&convergence)));
+            diverged.push(format!(
+                "portal {portal}:\n{}",
+                common::describe_convergence(&convergence)
+            ));
         }
-        let remote: BTreeMap<String, Vec<Value>> = remote_contacts(&admin, *portal).into_iter().fold(BTreeMap::new(), |mut m, (e, _, p)| {
-            m.entry(e).or_default().push(p);
-            m
-        });
+        let remote: BTreeMap<String, Vec<Value>> = remote_contacts(&admin, *portal)
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, (e, _, p)| {
+                m.entry(e).or_default().push(p);
+                m
+            });
         let local = local_contacts(&store, *portal).await;
         for ((p, email), want) in editors.expected.iter().filter(|((p, _), _)| p == portal) {
-            let (Some([r]), Some([l])) = (remote.get(email).map(Vec::as_slice), local.get(email).map(Vec::as_slice)) else {
-                lost.push(format!("portal {p} {email}: {} remote, {} local copies", remote.get(email).map_or(0, Vec::len), local.get(email).map_or(0, Vec::len)));
+            let (Some([r]), Some([l])) = (
+                remote.get(email).map(Vec::as_slice),
+                local.get(email).map(Vec::as_slice),
+            ) else {
+                lost.push(format!(
+                    "portal {p} {email}: {} remote, {} local copies",
+                    remote.get(email).map_or(0, Vec::len),
+                    local.get(email).map_or(0, Vec::len)
+                ));
                 continue;
             };
             if let Some(title) = &want.title
                 && (r["jobtitle"].as_str() != Some(title) || l.get("title").as_str() != Some(title))
             {
-                lost.push(format!("portal {p} {email}: title {title} → remote {} local {}", r["jobtitle"], l.get("title")));
+                lost.push(format!(
+                    "portal {p} {email}: title {title} → remote {} local {}",
+                    r["jobtitle"],
+                    l.get("title")
+                ));
             }
             if let Some(last) = &want.last_name
-                && (r["lastname"].as_str() != Some(last) || l.get("last_name").as_str() != Some(last))
+                && (r["lastname"].as_str() != Some(last)
+                    || l.get("last_name").as_str() != Some(last))
             {
-                lost.push(format!("portal {p} {email}: last name {last} → remote {} local {}", r["lastname"], l.get("last_name")));
+                lost.push(format!(
+                    "portal {p} {email}: last name {last} → remote {} local {}",
+                    r["lastname"],
+                    l.get("last_name")
+                ));
             }
         }
     }
     let dead_letters: u64 = {
         let mut n = 0;
         for portal in &portals {
-            n += store.queue_depths(PortalId(*portal)).await.expect("depths").dead_letters;
+            n += store
+                .queue_depths(PortalId(*portal))
+                .await
+                .expect("depths")
+                .dead_letters;
         }
         n
     };
@@ -703,10 +991,26 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
         100.0 * peak_sum as f64 / budget_sum as f64,
         started.elapsed().as_secs_f64()
     );
-    assert!(diverged.is_empty(), "{} portals differ:\n{}", diverged.len(), diverged.join("\n"));
-    assert!(lost.is_empty(), "{} edits lost or duplicated:\n{}", lost.len(), lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
-    assert!(over.is_empty(), "portals above their burst budget in a 10 s window (portal, requests, budget): {over:?}");
-    assert!(limited <= requests / 200, "{limited} of {requests} requests were refused for lack of budget");
+    assert!(
+        diverged.is_empty(),
+        "{} portals differ:\n{}",
+        diverged.len(),
+        diverged.join("\n")
+    );
+    assert!(
+        lost.is_empty(),
+        "{} edits lost or duplicated:\n{}",
+        lost.len(),
+        lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        over.is_empty(),
+        "portals above their burst budget in a 10 s window (portal, requests, budget): {over:?}"
+    );
+    assert!(
+        limited <= requests / 200,
+        "{limited} of {requests} requests were refused for lack of budget"
+    );
     assert_eq!(dead_letters, 0, "nothing may be dead-lettered");
 
     store.close().await;

@@ -47,16 +47,32 @@ fn portal_cli(database_url: &str, workdir: &std::path::Path, args: &[&str]) {
         .env("HUBSYNC_HUBSPOT__APP_ID", APP.to_string())
         .output()
         .expect("run hubsync portal");
-    assert!(output.status.success(), "hubsync portal {args:?} failed:\n{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "hubsync portal {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn live_contacts(store: &Arc<dyn Store>, portal: u64) -> u64 {
-    let filters = [hubsync_store::Filter { field: "deleted_at".into(), op: hubsync_store::FilterOp::IsNull, value: json!(null) }];
-    store.count_records(PortalId(portal), ObjectType::Contacts, &filters).await.expect("count")
+    let filters = [hubsync_store::Filter {
+        field: "deleted_at".into(),
+        op: hubsync_store::FilterOp::IsNull,
+        value: json!(null),
+    }];
+    store
+        .count_records(PortalId(portal), ObjectType::Contacts, &filters)
+        .await
+        .expect("count")
 }
 
 async fn status_of(store: &Arc<dyn Store>, portal: u64) -> (PortalStatus, Option<String>) {
-    let row = store.get_portal(PortalId(portal)).await.expect("portal").expect("portal row");
+    let row = store
+        .get_portal(PortalId(portal))
+        .await
+        .expect("portal")
+        .expect("portal row");
     (row.status, row.status_reason)
 }
 
@@ -68,20 +84,46 @@ async fn portals_come_and_go_and_a_refused_token_parks_until_authorised_again() 
         cfg.webhook_secret = WEBHOOK_SECRET.to_owned();
         cfg
     });
-    let config = EmulatorConfig { portals: portals.to_vec(), ..EmulatorConfig::default() };
-    let emulator = Emulator::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind")).await.expect("emulator");
+    let config = EmulatorConfig {
+        portals: portals.to_vec(),
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(
+        config,
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    )
+    .await
+    .expect("emulator");
     let admin = emulator.admin();
     for (i, id) in [GOOD, REVOKED, LATE].into_iter().enumerate() {
-        let spec = SeedSpec { contacts: SEEDED, companies: 2, deals: 0, duplicate_share: 0.0, associate: false, seed: Some(i as u64) };
+        let spec = SeedSpec {
+            contacts: SEEDED,
+            companies: 2,
+            deals: 0,
+            duplicate_share: 0.0,
+            associate: false,
+            seed: Some(i as u64),
+        };
         admin.seed(id, &spec).expect("seed");
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("hubsync.db").display());
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("hubsync.db").display()
+    );
     let store: Arc<dyn Store> = hubsync_store::connect(&database_url).await.expect("store");
-    store.upsert_portal(&portal_row(GOOD, &token_of(GOOD))).await.expect("portal");
+    store
+        .upsert_portal(&portal_row(GOOD, &token_of(GOOD)))
+        .await
+        .expect("portal");
     // This portal's token was revoked in HubSpot: what hubsync holds is refused.
-    store.upsert_portal(&portal_row(REVOKED, "pat-na1-revoked")).await.expect("portal");
+    store
+        .upsert_portal(&portal_row(REVOKED, "pat-na1-revoked"))
+        .await
+        .expect("portal");
 
     let spec = ServeSpec {
         database_url: database_url.clone(),
@@ -92,33 +134,59 @@ async fn portals_come_and_go_and_a_refused_token_parks_until_authorised_again() 
         env: vec![("HUBSYNC_SCALE__LEASE_SECS".into(), "3".into())],
     };
     for id in [GOOD, REVOKED, LATE] {
-        admin.set_webhook(id, Some(spec.webhook_target()), None).expect("webhook target");
+        admin
+            .set_webhook(id, Some(spec.webhook_target()), None)
+            .expect("webhook target");
     }
     let mut serve = ServeProcess::spawn(&spec, 0);
     serve.wait_ready(Duration::from_secs(30)).await;
     let timeout = Duration::from_secs(30);
 
     // The good portal syncs; the revoked one is parked, saying why, and left alone.
-    common::eventually(timeout, async || (live_contacts(&store, GOOD).await == SEEDED as u64).then_some(())).await;
+    common::eventually(timeout, async || {
+        (live_contacts(&store, GOOD).await == SEEDED as u64).then_some(())
+    })
+    .await;
     let (status, reason) = common::eventually(timeout, async || {
         let (status, reason) = status_of(&store, REVOKED).await;
         (status != PortalStatus::Active).then_some((status, reason))
     })
     .await;
     assert_eq!(status, PortalStatus::NeedsReauth, "reason: {reason:?}");
-    assert!(reason.as_deref().is_some_and(|r| !r.is_empty()), "a parked portal says why");
+    assert!(
+        reason.as_deref().is_some_and(|r| !r.is_empty()),
+        "a parked portal says why"
+    );
     let refused = admin.stats().unauthenticated;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(admin.stats().unauthenticated, refused, "a parked portal is not retried");
+    assert_eq!(
+        admin.stats().unauthenticated,
+        refused,
+        "a parked portal is not retried"
+    );
     assert_eq!(live_contacts(&store, REVOKED).await, 0);
 
     // A portal added while running is picked up.
-    portal_cli(&database_url, dir.path(), &["add", &LATE.to_string(), "--token", &token_of(LATE)]);
-    common::eventually(timeout, async || (live_contacts(&store, LATE).await == SEEDED as u64).then_some(())).await;
+    portal_cli(
+        &database_url,
+        dir.path(),
+        &["add", &LATE.to_string(), "--token", &token_of(LATE)],
+    );
+    common::eventually(timeout, async || {
+        (live_contacts(&store, LATE).await == SEEDED as u64).then_some(())
+    })
+    .await;
 
     // Authorised again, the parked portal resumes.
-    portal_cli(&database_url, dir.path(), &["add", &REVOKED.to_string(), "--token", &token_of(REVOKED)]);
-    common::eventually(timeout, async || (live_contacts(&store, REVOKED).await == SEEDED as u64).then_some(())).await;
+    portal_cli(
+        &database_url,
+        dir.path(),
+        &["add", &REVOKED.to_string(), "--token", &token_of(REVOKED)],
+    );
+    common::eventually(timeout, async || {
+        (live_contacts(&store, REVOKED).await == SEEDED as u64).then_some(())
+    })
+    .await;
     assert_eq!(status_of(&store, REVOKED).await.0, PortalStatus::Active);
 
     // A removed portal's workers stop: HubSpot hears nothing more about it.
@@ -126,10 +194,25 @@ async fn portals_come_and_go_and_a_refused_token_parks_until_authorised_again() 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let requests = admin.stats().portal(GOOD).requests;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(admin.stats().portal(GOOD).requests, requests, "a removed portal is not synced any more");
-    assert!(serve.log_text().contains("portal removed or no longer active") || serve.log_text().contains("lease lost"), "{}", serve.log_text());
+    assert_eq!(
+        admin.stats().portal(GOOD).requests,
+        requests,
+        "a removed portal is not synced any more"
+    );
+    assert!(
+        serve
+            .log_text()
+            .contains("portal removed or no longer active")
+            || serve.log_text().contains("lease lost"),
+        "{}",
+        serve.log_text()
+    );
 
     let status = serve.terminate(Duration::from_secs(30)).await;
-    assert!(status.is_some_and(|s| s.success()), "graceful shutdown failed ({status:?}):\n{}", serve.log_text());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "graceful shutdown failed ({status:?}):\n{}",
+        serve.log_text()
+    );
     store.close().await;
 }

@@ -27,29 +27,58 @@ async fn a_key_scoped_to_one_portal_cannot_touch_another_portals_records() {
         })
         .collect();
     let emulator = Emulator::start(
-        EmulatorConfig { portals, ..EmulatorConfig::default() },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        EmulatorConfig {
+            portals,
+            ..EmulatorConfig::default()
+        },
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
     )
     .await
     .expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("hubsync.db").display());
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("hubsync.db").display()
+    );
     let store = hubsync_store::connect(&database_url).await.expect("store");
-    store.upsert_portal(&common::private_portal(250)).await.expect("portal");
+    store
+        .upsert_portal(&common::private_portal(250))
+        .await
+        .expect("portal");
     let mut other = common::private_portal(250);
     other.portal_id = PortalId(OTHER);
     other.auth = PortalAuth(json!({"kind": "private_app", "token": OTHER_TOKEN}));
     store.upsert_portal(&other).await.expect("other portal");
 
     let mine = store
-        .insert_record(PortalId(PORTAL), ObjectType::Contacts, &FieldMap::from_unified(&json!({"first_name": "Mine", "email_addresses": ["mine@a.example"]})))
+        .insert_record(
+            PortalId(PORTAL),
+            ObjectType::Contacts,
+            &FieldMap::from_unified(
+                &json!({"first_name": "Mine", "email_addresses": ["mine@a.example"]}),
+            ),
+        )
         .await
         .expect("insert");
     let theirs = store
-        .insert_record(PortalId(OTHER), ObjectType::Contacts, &FieldMap::from_unified(&json!({"first_name": "Theirs", "email_addresses": ["theirs@b.example"]})))
+        .insert_record(
+            PortalId(OTHER),
+            ObjectType::Contacts,
+            &FieldMap::from_unified(
+                &json!({"first_name": "Theirs", "email_addresses": ["theirs@b.example"]}),
+            ),
+        )
         .await
         .expect("insert");
-    let key = hubsync_server::unified::create_api_key(store.as_ref(), "portal a only", &[PortalId(PORTAL)]).await.expect("key");
+    let key = hubsync_server::unified::create_api_key(
+        store.as_ref(),
+        "portal a only",
+        &[PortalId(PORTAL)],
+    )
+    .await
+    .expect("key");
 
     let spec = ServeSpec {
         database_url,
@@ -71,20 +100,35 @@ async fn a_key_scoped_to_one_portal_cannot_touch_another_portals_records() {
     let bearer = format!("Bearer {key}");
 
     // The key works for its own portal, and only its own records are listed.
-    let (status, body) = send(http.get(&base).header("authorization", &bearer).header("x-hubsync-portal", PORTAL.to_string())).await;
+    let (status, body) = send(
+        http.get(&base)
+            .header("authorization", &bearer)
+            .header("x-hubsync-portal", PORTAL.to_string()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("mine@a.example") && !body.contains("theirs@b.example"), "{body}");
+    assert!(
+        body.contains("mine@a.example") && !body.contains("theirs@b.example"),
+        "{body}"
+    );
 
     // Another portal by header or by query parameter: 403, for reads, read-through and writes.
     let theirs_url = format!("{base}/{}", theirs.local_id.0);
     let attempts = [
-        http.get(&base).header("x-hubsync-portal", OTHER.to_string()),
+        http.get(&base)
+            .header("x-hubsync-portal", OTHER.to_string()),
         http.get(format!("{base}?portal_id={OTHER}")),
         http.get(format!("{base}?portal_id={OTHER}&source=remote")),
-        http.get(&theirs_url).header("x-hubsync-portal", OTHER.to_string()),
-        http.patch(&theirs_url).header("x-hubsync-portal", OTHER.to_string()).json(&json!({"first_name": "Owned"})),
-        http.delete(&theirs_url).header("x-hubsync-portal", OTHER.to_string()),
-        http.post(&base).header("x-hubsync-portal", OTHER.to_string()).json(&json!({"first_name": "Planted", "email_addresses": ["planted@b.example"]})),
+        http.get(&theirs_url)
+            .header("x-hubsync-portal", OTHER.to_string()),
+        http.patch(&theirs_url)
+            .header("x-hubsync-portal", OTHER.to_string())
+            .json(&json!({"first_name": "Owned"})),
+        http.delete(&theirs_url)
+            .header("x-hubsync-portal", OTHER.to_string()),
+        http.post(&base)
+            .header("x-hubsync-portal", OTHER.to_string())
+            .json(&json!({"first_name": "Planted", "email_addresses": ["planted@b.example"]})),
         // A portal that does not exist looks the same as one that does.
         http.get(&base).header("x-hubsync-portal", "99999999"),
     ];
@@ -97,21 +141,44 @@ async fn a_key_scoped_to_one_portal_cannot_touch_another_portals_records() {
     // The other portal's record id, asked for under the key's own portal: not found, unchanged.
     for request in [
         http.get(&theirs_url),
-        http.patch(&theirs_url).json(&json!({"first_name": "Owned"})),
+        http.patch(&theirs_url)
+            .json(&json!({"first_name": "Owned"})),
         http.delete(&theirs_url),
     ] {
-        let (status, body) = send(request.header("authorization", &bearer).header("x-hubsync-portal", PORTAL.to_string())).await;
+        let (status, body) = send(
+            request
+                .header("authorization", &bearer)
+                .header("x-hubsync-portal", PORTAL.to_string()),
+        )
+        .await;
         assert_eq!(status, 404, "{body}");
         assert!(!body.contains("theirs@b.example"), "{body}");
     }
     // Two portals named at once never reach the other portal's data.
-    let (status, body) = send(http.get(format!("{base}?portal_id={OTHER}")).header("authorization", &bearer).header("x-hubsync-portal", PORTAL.to_string())).await;
-    assert_ne!(status, 200, "a request naming two portals is refused: {body}");
+    let (status, body) = send(
+        http.get(format!("{base}?portal_id={OTHER}"))
+            .header("authorization", &bearer)
+            .header("x-hubsync-portal", PORTAL.to_string()),
+    )
+    .await;
+    assert_ne!(
+        status, 200,
+        "a request naming two portals is refused: {body}"
+    );
     assert!(!body.contains("theirs@b.example"), "{body}");
 
     // No key, a made-up key, a key in the wrong scheme: 401.
-    for auth in [None, Some("Bearer hsk_0000000000000000000000000000000000000000000000000000000000000000".to_owned()), Some(format!("Basic {key}"))] {
-        let mut request = http.get(&base).header("x-hubsync-portal", PORTAL.to_string());
+    for auth in [
+        None,
+        Some(
+            "Bearer hsk_0000000000000000000000000000000000000000000000000000000000000000"
+                .to_owned(),
+        ),
+        Some(format!("Basic {key}")),
+    ] {
+        let mut request = http
+            .get(&base)
+            .header("x-hubsync-portal", PORTAL.to_string());
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
         }
@@ -119,13 +186,31 @@ async fn a_key_scoped_to_one_portal_cannot_touch_another_portals_records() {
         assert_eq!(status, 401, "{body}");
     }
 
-    let row = store.get_record(PortalId(OTHER), ObjectType::Contacts, theirs.local_id).await.expect("read").expect("still there");
+    let row = store
+        .get_record(PortalId(OTHER), ObjectType::Contacts, theirs.local_id)
+        .await
+        .expect("read")
+        .expect("still there");
     assert!(!row.deleted);
     assert_eq!(row.fields.get("first_name"), &json!("Theirs"));
-    let live = [hubsync_store::Filter::new("deleted_at", hubsync_store::FilterOp::IsNull, serde_json::Value::Null)];
-    assert_eq!(store.count_records(PortalId(OTHER), ObjectType::Contacts, &live).await.expect("count"), 1, "nothing planted");
+    let live = [hubsync_store::Filter::new(
+        "deleted_at",
+        hubsync_store::FilterOp::IsNull,
+        serde_json::Value::Null,
+    )];
+    assert_eq!(
+        store
+            .count_records(PortalId(OTHER), ObjectType::Contacts, &live)
+            .await
+            .expect("count"),
+        1,
+        "nothing planted"
+    );
     let _ = mine;
-    assert!(!serve.log_text().contains(&key), "the API key never appears in the log");
+    assert!(
+        !serve.log_text().contains(&key),
+        "the API key never appears in the log"
+    );
     serve.terminate(Duration::from_secs(30)).await;
     emulator.shutdown().await;
 }

@@ -27,7 +27,9 @@ const DB_PASSWORD: &str = "pw-LEAKCHECK-db-51aa";
 const OAUTH_PORTAL: u64 = 62516;
 
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
     i64::try_from(now.as_millis()).expect("ms")
 }
 
@@ -41,20 +43,31 @@ fn trace_spec(database_url: String, hubspot_url: String, workdir: &std::path::Pa
         env: vec![
             ("RUST_LOG".into(), "trace".into()),
             ("HUBSYNC_HUBSPOT__CLIENT_ID".into(), "hubsync-client".into()),
-            ("HUBSYNC_HUBSPOT__CLIENT_SECRET".into(), CLIENT_SECRET.into()),
+            (
+                "HUBSYNC_HUBSPOT__CLIENT_SECRET".into(),
+                CLIENT_SECRET.into(),
+            ),
         ],
     }
 }
 
 fn assert_no_secret(what: &str, text: &str) {
     for (i, line) in text.lines().enumerate() {
-        assert!(!line.contains(MARK), "a secret leaked into {what}, line {}: {line}", i + 1);
+        assert!(
+            !line.contains(MARK),
+            "a secret leaked into {what}, line {}: {line}",
+            i + 1
+        );
     }
 }
 
 async fn wait_status(store: &Arc<dyn Store>, portal: u64, timeout: Duration) -> PortalStatus {
     common::eventually(timeout, async || {
-        let p = store.get_portal(PortalId(portal)).await.expect("portal").expect("exists");
+        let p = store
+            .get_portal(PortalId(portal))
+            .await
+            .expect("portal")
+            .expect("exists");
         (p.status != PortalStatus::Active).then_some(p.status)
     })
     .await
@@ -69,16 +82,29 @@ async fn secrets_stay_out_of_logs_when_webhooks_tokens_and_refreshes_fail() {
     private.webhook_secret = WEBHOOK.to_owned();
     private.tier = Tier::LimitIncrease;
     let mut oauth = PortalConfig::new(OAUTH_PORTAL, APP);
-    oauth.oauth = Some(OAuthClient { client_id: "hubsync-client".into(), client_secret: "the-real-client-secret".into(), redirect_uri: None, scopes: vec![] });
+    oauth.oauth = Some(OAuthClient {
+        client_id: "hubsync-client".into(),
+        client_secret: "the-real-client-secret".into(),
+        redirect_uri: None,
+        scopes: vec![],
+    });
     let emulator = Emulator::start(
-        EmulatorConfig { portals: vec![private, oauth], ..EmulatorConfig::default() },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        EmulatorConfig {
+            portals: vec![private, oauth],
+            ..EmulatorConfig::default()
+        },
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
     )
     .await
     .expect("emulator");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("hubsync.db").display());
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("hubsync.db").display()
+    );
     let store = hubsync_store::connect(&database_url).await.expect("store");
     let mut portal = common::private_portal(250);
     portal.auth = PortalAuth(json!({"kind": "private_app", "token": WRONG_TOKEN}));
@@ -113,7 +139,10 @@ async fn secrets_stay_out_of_logs_when_webhooks_tokens_and_refreshes_fail() {
         let request = http
             .post(&url)
             .header("content-type", "application/json")
-            .header("x-hubspot-signature-v3", sign_v3(secret, "POST", &url, &body, ts))
+            .header(
+                "x-hubspot-signature-v3",
+                sign_v3(secret, "POST", &url, &body, ts),
+            )
             .header("x-hubspot-request-timestamp", ts.to_string())
             .body(body);
         async move { request.send().await.expect("post").status().as_u16() }
@@ -121,8 +150,20 @@ async fn secrets_stay_out_of_logs_when_webhooks_tokens_and_refreshes_fail() {
     assert_eq!(post(body.clone(), "forged-secret", now_ms()).await, 401);
     assert_eq!(post(body.clone(), WEBHOOK, now_ms() - 600_000).await, 401);
     assert_eq!(post(b"{not json".to_vec(), WEBHOOK, now_ms()).await, 400);
-    assert_eq!(http.post(&url).body(body.clone()).send().await.expect("post").status().as_u16(), 401);
-    assert_eq!(post(vec![b' '; 2 * 1024 * 1024], WEBHOOK, now_ms()).await, 413);
+    assert_eq!(
+        http.post(&url)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        post(vec![b' '; 2 * 1024 * 1024], WEBHOOK, now_ms()).await,
+        413
+    );
 
     // HubSpot refuses the private-app token (401) and the OAuth refresh (bad client secret):
     // both portals are parked for re-authorisation, with a reason the operator can read.
@@ -131,20 +172,40 @@ async fn secrets_stay_out_of_logs_when_webhooks_tokens_and_refreshes_fail() {
     assert_eq!(private_status, PortalStatus::NeedsReauth);
     assert_eq!(oauth_status, PortalStatus::NeedsReauth);
     for id in [PORTAL, OAUTH_PORTAL] {
-        let p = store.get_portal(PortalId(id)).await.expect("portal").expect("exists");
-        assert_no_secret("the portal's status reason", p.status_reason.as_deref().unwrap_or(""));
+        let p = store
+            .get_portal(PortalId(id))
+            .await
+            .expect("portal")
+            .expect("exists");
+        assert_no_secret(
+            "the portal's status reason",
+            p.status_reason.as_deref().unwrap_or(""),
+        );
     }
 
     // The pages show the failures, not the secrets.
     for page in ["/", "/status.json", "/metrics", "/readyz"] {
-        let text = http.get(format!("{}{page}", spec.url())).send().await.expect("get").text().await.expect("body");
+        let text = http
+            .get(format!("{}{page}", spec.url()))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("body");
         assert_no_secret(page, &text);
     }
     let status = serve.terminate(Duration::from_secs(30)).await;
     assert!(status.is_some(), "serve did not stop on SIGTERM");
     let log = serve.log_text();
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log was captured at trace level");
-    assert!(log.contains("not signed by HubSpot"), "the refusals are in the log");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "the log was captured at trace level"
+    );
+    assert!(
+        log.contains("not signed by HubSpot"),
+        "the refusals are in the log"
+    );
     assert_no_secret("the serve log", &log);
     emulator.shutdown().await;
 }
@@ -164,9 +225,20 @@ async fn database_password_stays_out_of_errors_when_the_database_is_unreachable(
         .env("RUST_LOG", "trace")
         .output()
         .expect("run hubsync");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert_eq!(output.status.code(), Some(3), "`hubsync serve` exits 3 when the database is unreachable:\n{text}");
-    assert!(text.contains("postgres:***@127.0.0.1:1"), "the error names the database, redacted:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "`hubsync serve` exits 3 when the database is unreachable:\n{text}"
+    );
+    assert!(
+        text.contains("postgres:***@127.0.0.1:1"),
+        "the error names the database, redacted:\n{text}"
+    );
     assert_no_secret("`hubsync serve`", &text);
 }
 
@@ -174,30 +246,48 @@ async fn database_password_stays_out_of_errors_when_the_database_is_unreachable(
 /// failed query must log without it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_password_stays_out_of_logs_when_connections_are_cut() {
-    let Some(db) = common::TestDatabase::create("sec").await else { return };
+    let Some(db) = common::TestDatabase::create("sec").await else {
+        return;
+    };
     let mut private = PortalConfig::new(PORTAL, APP);
     private.private_app_token = Some(TOKEN.to_owned());
     private.webhook_secret = WEBHOOK.to_owned();
     private.tier = Tier::LimitIncrease;
     let emulator = Emulator::start(
-        EmulatorConfig { portals: vec![private], ..EmulatorConfig::default() },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        EmulatorConfig {
+            portals: vec![private],
+            ..EmulatorConfig::default()
+        },
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
     )
     .await
     .expect("emulator");
     let url = db.url_with_password(DB_PASSWORD);
     let store = hubsync_store::connect(&url).await.expect("store");
-    store.upsert_portal(&common::private_portal(250)).await.expect("portal");
+    store
+        .upsert_portal(&common::private_portal(250))
+        .await
+        .expect("portal");
     store.close().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = trace_spec(url, emulator.base_url(), dir.path());
-    emulator.admin().set_webhook(PORTAL, Some(spec.webhook_target()), None).expect("target");
+    emulator
+        .admin()
+        .set_webhook(PORTAL, Some(spec.webhook_target()), None)
+        .expect("target");
     let mut serve = ServeProcess::spawn(&spec, 0);
     serve.wait_ready(Duration::from_secs(30)).await;
     for round in 0..5 {
         emulator
             .admin()
-            .create(PORTAL, hubsync_emulator::ObjectKind::Contact, [("email", format!("cut{round}@example.com"))], hubsync_emulator::DEFAULT_USER_ID)
+            .create(
+                PORTAL,
+                hubsync_emulator::ObjectKind::Contact,
+                [("email", format!("cut{round}@example.com"))],
+                hubsync_emulator::DEFAULT_USER_ID,
+            )
             .expect("create");
         db.terminate_connections().await;
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -205,9 +295,24 @@ async fn database_password_stays_out_of_logs_when_connections_are_cut() {
     let status = serve.terminate(Duration::from_secs(30)).await;
     assert!(status.is_some(), "serve did not stop on SIGTERM");
     let log = serve.log_text();
-    let failures: Vec<&str> = log.lines().filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("sqlx::query")).collect();
-    eprintln!("{} warnings and errors logged while connections were cut, e.g.:\n{}", failures.len(), failures.iter().take(8).copied().collect::<Vec<_>>().join("\n"));
-    assert!(!failures.is_empty(), "cutting the connections provoked database errors");
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("sqlx::query"))
+        .collect();
+    eprintln!(
+        "{} warnings and errors logged while connections were cut, e.g.:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(8)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !failures.is_empty(),
+        "cutting the connections provoked database errors"
+    );
     assert_no_secret("the serve log", &log);
     emulator.shutdown().await;
     db.drop_database().await;

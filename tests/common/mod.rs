@@ -41,12 +41,20 @@ impl TestBed {
         portal_cfg.private_app_token = Some(TOKEN.to_owned());
         portal_cfg.webhook_secret = WEBHOOK_SECRET.to_owned();
         configure(&mut portal_cfg);
-        let config = EmulatorConfig { portals: vec![portal_cfg], ..EmulatorConfig::default() };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let config = EmulatorConfig {
+            portals: vec![portal_cfg],
+            ..EmulatorConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let emulator = Emulator::start(config, listener).await.expect("emulator");
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hubsync.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("hubsync.db").display()
+        );
         let store: Arc<dyn Store> = hubsync_store::connect(&url).await.expect("store");
         let portal = Portal {
             portal_id: PortalId(PORTAL),
@@ -59,24 +67,39 @@ impl TestBed {
             created_at: 0,
         };
         store.upsert_portal(&portal).await.expect("portal");
-        let hubspot = HubspotClient::new(ClientConfig::with_base_url(emulator.base_url())).expect("client");
-        let settings = EngineSettings { app_id: Some(AppId(APP)), ..EngineSettings::default() };
+        let hubspot =
+            HubspotClient::new(ClientConfig::with_base_url(emulator.base_url())).expect("client");
+        let settings = EngineSettings {
+            app_id: Some(AppId(APP)),
+            ..EngineSettings::default()
+        };
         let engine = Engine {
             store,
             mappings: Arc::new(Mappings::embedded().expect("mappings")),
             hubspot,
             settings: Arc::new(settings),
         };
-        setup::connect_portal(&engine, &portal, None).await.expect("connect portal");
-        TestBed { emulator, engine, portal: PortalId(PORTAL), server_url: None, _dir: dir }
+        setup::connect_portal(&engine, &portal, None)
+            .await
+            .expect("connect portal");
+        TestBed {
+            emulator,
+            engine,
+            portal: PortalId(PORTAL),
+            server_url: None,
+            _dir: dir,
+        }
     }
 
     /// Starts hubsync's HTTP server (webhook receiver and API) on 127.0.0.1:0 and points the
     /// emulator's webhooks at it.
     pub async fn serve(&mut self) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let webhook = hubsync_server::WebhookConfig::new(secrecy::SecretString::from(WEBHOOK_SECRET));
+        let webhook =
+            hubsync_server::WebhookConfig::new(secrecy::SecretString::from(WEBHOOK_SECRET));
         let config = hubsync_server::ServerConfig::new(url.clone(), Some(webhook));
         let router = hubsync_server::router(self.engine.clone(), config, None);
         tokio::spawn(async move {
@@ -84,19 +107,35 @@ impl TestBed {
         });
         self.emulator
             .admin()
-            .set_webhook(PORTAL, Some(format!("{url}{}", hubsync_server::WEBHOOK_PATH)), None)
+            .set_webhook(
+                PORTAL,
+                Some(format!("{url}{}", hubsync_server::WEBHOOK_PATH)),
+                None,
+            )
             .expect("set webhook");
         self.server_url = Some(url);
     }
 
     /// Waits until the emulator has delivered every webhook, then applies the inbox.
     pub async fn settle_inbound(&self) {
-        assert!(self.emulator.admin().wait_webhooks_idle(Duration::from_secs(20)).await, "webhooks never went idle");
+        assert!(
+            self.emulator
+                .admin()
+                .wait_webhooks_idle(Duration::from_secs(20))
+                .await,
+            "webhooks never went idle"
+        );
         self.apply_all().await;
     }
 
     pub async fn counter(&self, name: &str) -> i64 {
-        self.store().counters(self.portal).await.expect("counters").get(name).copied().unwrap_or(0)
+        self.store()
+            .counters(self.portal)
+            .await
+            .expect("counters")
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -106,14 +145,20 @@ impl TestBed {
     /// Inserts a record as the app would (captured by the triggers).
     pub async fn app_insert(&self, ty: ObjectType, unified: Value) -> hubsync_core::LocalId {
         let fields = FieldMap::from_unified(&unified);
-        self.store().insert_record(self.portal, ty, &fields).await.expect("insert").local_id
+        self.store()
+            .insert_record(self.portal, ty, &fields)
+            .await
+            .expect("insert")
+            .local_id
     }
 
     /// Drains the outbox completely; returns the total HubSpot calls made.
     pub async fn push_all(&self) -> usize {
         let mut calls = 0;
         for _ in 0..1000 {
-            let step = outbound::push_once(&self.engine, self.portal).await.expect("push");
+            let step = outbound::push_once(&self.engine, self.portal)
+                .await
+                .expect("push");
             calls += step.calls;
             if step.is_idle() {
                 return calls;
@@ -125,7 +170,9 @@ impl TestBed {
     /// Applies the inbox until it is empty.
     pub async fn apply_all(&self) {
         for _ in 0..1000 {
-            let step = inbound::apply_once(&self.engine, self.portal).await.expect("apply");
+            let step = inbound::apply_once(&self.engine, self.portal)
+                .await
+                .expect("apply");
             if step.is_idle() {
                 return;
             }
@@ -139,13 +186,25 @@ impl TestBed {
         stats
             .requests_by_operation
             .iter()
-            .filter(|(op, _)| ["batch_create", "batch_update", "batch_upsert", "batch_archive"].iter().any(|w| op.ends_with(w)))
+            .filter(|(op, _)| {
+                [
+                    "batch_create",
+                    "batch_update",
+                    "batch_upsert",
+                    "batch_archive",
+                ]
+                .iter()
+                .any(|w| op.ends_with(w))
+            })
             .map(|(_, n)| n)
             .sum()
     }
 
     pub fn remote(&self, kind: ObjectKind, id: u64) -> Option<Value> {
-        self.emulator.admin().get(PORTAL, kind, id).expect("emulator get")
+        self.emulator
+            .admin()
+            .get(PORTAL, kind, id)
+            .expect("emulator get")
     }
 
     pub fn remote_count(&self, kind: ObjectKind) -> usize {
@@ -160,7 +219,10 @@ pub async fn eventually<T>(timeout: Duration, mut f: impl AsyncFnMut() -> Option
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {timeout:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -233,7 +295,10 @@ impl ServeProcess {
             .env("HUBSYNC_SERVER__LISTEN", format!("127.0.0.1:{}", spec.port))
             .env("HUBSYNC_SERVER__PUBLIC_URL", spec.url())
             .env("HUBSYNC_WEBHOOKS__CLIENT_SECRET", &spec.webhook_secret)
-            .env("RUST_LOG", std::env::var("HUBSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("HUBSYNC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -241,23 +306,37 @@ impl ServeProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn hubsync serve");
-        ServeProcess { child, log, url: spec.url() }
+        ServeProcess {
+            child,
+            log,
+            url: spec.url(),
+        }
     }
 
     /// Waits until `/healthz` answers 200; panics with the log if the process exits first.
     pub async fn wait_ready(&mut self, timeout: Duration) {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("hubsync serve exited early ({status}):\n{}", self.log_text());
+                panic!(
+                    "hubsync serve exited early ({status}):\n{}",
+                    self.log_text()
+                );
             }
             if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
                 && r.status().is_success()
             {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "hubsync serve not ready within {timeout:?}:\n{}", self.log_text());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hubsync serve not ready within {timeout:?}:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -271,7 +350,10 @@ impl ServeProcess {
     /// SIGTERM (graceful shutdown), then wait up to `timeout`; SIGKILL after that. Returns the
     /// exit status if it stopped by itself.
     pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -301,10 +383,21 @@ impl Drop for ServeProcess {
 
 /// An engine in the test process over an existing store, for checks (convergence, reconcile).
 pub async fn checking_engine(store: Arc<dyn Store>, hubspot_url: &str, portal: &Portal) -> Engine {
-    let hubspot = HubspotClient::new(ClientConfig::with_base_url(hubspot_url.to_owned())).expect("client");
-    let settings = EngineSettings { app_id: Some(AppId(APP)), ..EngineSettings::default() };
-    let engine = Engine { store, mappings: Arc::new(Mappings::embedded().expect("mappings")), hubspot, settings: Arc::new(settings) };
-    setup::connect_portal(&engine, portal, None).await.expect("connect portal");
+    let hubspot =
+        HubspotClient::new(ClientConfig::with_base_url(hubspot_url.to_owned())).expect("client");
+    let settings = EngineSettings {
+        app_id: Some(AppId(APP)),
+        ..EngineSettings::default()
+    };
+    let engine = Engine {
+        store,
+        mappings: Arc::new(Mappings::embedded().expect("mappings")),
+        hubspot,
+        settings: Arc::new(settings),
+    };
+    setup::connect_portal(&engine, portal, None)
+        .await
+        .expect("connect portal");
     engine
 }
 
@@ -337,7 +430,10 @@ pub fn describe_convergence(c: &hubsync_engine::converge::Convergence) -> String
             t.duplicate_links.len()
         ));
         for d in t.differences.iter().take(5) {
-            out.push_str(&format!("  local {} / hubspot {}: {:?}\n", d.local_id.0, d.hubspot_id, d.fields));
+            out.push_str(&format!(
+                "  local {} / hubspot {}: {:?}\n",
+                d.local_id.0, d.hubspot_id, d.fields
+            ));
         }
         for id in t.missing_locally.iter().take(5) {
             out.push_str(&format!("  missing locally: hubspot {id}\n"));
@@ -347,7 +443,10 @@ pub fn describe_convergence(c: &hubsync_engine::converge::Convergence) -> String
         }
     }
     if !c.duplicate_emails.is_empty() {
-        out.push_str(&format!("duplicate emails in HubSpot: {:?}\n", c.duplicate_emails));
+        out.push_str(&format!(
+            "duplicate emails in HubSpot: {:?}\n",
+            c.duplicate_emails
+        ));
     }
     out
 }
@@ -369,17 +468,29 @@ impl TestDatabase {
     /// Creates the database. When no server answers: `None` with a notice, or a panic when
     /// `CI=true` (CI must run the PostgreSQL scenarios).
     pub async fn create(prefix: &str) -> Option<TestDatabase> {
-        let options = sqlx::postgres::PgPoolOptions::new().max_connections(2).acquire_timeout(Duration::from_secs(5));
+        let options = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5));
         let admin = match options.connect(Self::SERVER).await {
             Ok(pool) => pool,
             Err(error) => {
-                assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but PostgreSQL at 127.0.0.1:5432 does not answer: {error}");
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but PostgreSQL at 127.0.0.1:5432 does not answer: {error}"
+                );
                 eprintln!("NOTICE: skipped — no PostgreSQL at 127.0.0.1:5432 ({error})");
                 return None;
             }
         };
-        let name = format!("hubsync_{prefix}_{}_{}", std::process::id(), rand::random::<u32>());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
+        let name = format!(
+            "hubsync_{prefix}_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
         Some(TestDatabase { name, admin })
     }
 
@@ -390,7 +501,10 @@ impl TestDatabase {
 
     /// The URL with a password in it (trust auth ignores it; the leak checks look for it).
     pub fn url_with_password(&self, password: &str) -> String {
-        format!("postgres://postgres:{password}@127.0.0.1:5432/{}", self.name)
+        format!(
+            "postgres://postgres:{password}@127.0.0.1:5432/{}",
+            self.name
+        )
     }
 
     /// Cuts every connection to the database (as a failover or a network cut would); returns
@@ -406,12 +520,24 @@ impl TestDatabase {
 
     /// Blocks new connections (`ALLOW_CONNECTIONS false`) or allows them again.
     pub async fn allow_connections(&self, allow: bool) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", self.name))).execute(&self.admin).await.expect("alter database");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .expect("alter database");
     }
 
     /// Drops the database, cutting whatever still uses it.
     pub async fn drop_database(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).execute(&self.admin).await.expect("drop database");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .expect("drop database");
         self.admin.close().await;
     }
 }
@@ -497,10 +623,12 @@ pub mod twoway {
             if roll < 0.40 {
                 // A person edits a title in HubSpot (a seeded record, or one the app created).
                 let target = if self.rng.random_bool(0.8) || self.local.is_empty() {
-                    let (email, id) = self.remote[self.rng.random_range(0..self.remote.len())].clone();
+                    let (email, id) =
+                        self.remote[self.rng.random_range(0..self.remote.len())].clone();
                     Some((email, id))
                 } else {
-                    let (email, local_id) = self.local[self.rng.random_range(0..self.local.len())].clone();
+                    let (email, local_id) =
+                        self.local[self.rng.random_range(0..self.local.len())].clone();
                     self.hubspot_id_of(local_id).await.map(|id| (email, id))
                 };
                 let Some((email, id)) = target else {
@@ -508,16 +636,26 @@ pub mod twoway {
                     return;
                 };
                 let marker = self.marker("r");
-                self.admin.update(PORTAL, ObjectKind::Contact, id, [("jobtitle", marker.clone())], DEFAULT_USER_ID).expect("remote edit");
+                self.admin
+                    .update(
+                        PORTAL,
+                        ObjectKind::Contact,
+                        id,
+                        [("jobtitle", marker.clone())],
+                        DEFAULT_USER_ID,
+                    )
+                    .expect("remote edit");
                 self.expected.entry(email).or_default().title = Some(marker);
                 self.figures.remote_edits += 1;
             } else if roll < 0.80 {
                 // The app edits a last name (a record it imported, or one it created).
                 let target = if self.rng.random_bool(0.7) || self.local.is_empty() {
-                    let (email, id) = self.remote[self.rng.random_range(0..self.remote.len())].clone();
+                    let (email, id) =
+                        self.remote[self.rng.random_range(0..self.remote.len())].clone();
                     self.local_id_of(id).await.map(|l| (email, l))
                 } else {
-                    let (email, local_id) = self.local[self.rng.random_range(0..self.local.len())].clone();
+                    let (email, local_id) =
+                        self.local[self.rng.random_range(0..self.local.len())].clone();
                     Some((email, local_id))
                 };
                 let Some((email, local_id)) = target else {
@@ -525,17 +663,35 @@ pub mod twoway {
                     return;
                 };
                 let marker = self.marker("l");
-                let changes: Changes = [("last_name".to_owned(), json!(marker))].into_iter().collect();
-                let updated = self.store.update_record(self.portal, ObjectType::Contacts, local_id, &changes).await.expect("local edit");
+                let changes: Changes = [("last_name".to_owned(), json!(marker))]
+                    .into_iter()
+                    .collect();
+                let updated = self
+                    .store
+                    .update_record(self.portal, ObjectType::Contacts, local_id, &changes)
+                    .await
+                    .expect("local edit");
                 assert!(updated.is_some(), "local row {} vanished", local_id.0);
                 self.expected.entry(email).or_default().last_name = Some(marker);
                 self.figures.local_edits += 1;
             } else if roll < 0.90 {
                 let marker = self.marker("lc");
                 let email = format!("{marker}@app.crash.example");
-                let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
-                let row = self.store.insert_record(self.portal, ObjectType::Contacts, &fields).await.expect("local create");
-                self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+                let fields = FieldMap::from_unified(
+                    &json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}),
+                );
+                let row = self
+                    .store
+                    .insert_record(self.portal, ObjectType::Contacts, &fields)
+                    .await
+                    .expect("local create");
+                self.expected.insert(
+                    email.clone(),
+                    Expected {
+                        title: Some(marker.clone()),
+                        last_name: Some(marker),
+                    },
+                );
                 self.local.push((email, row.local_id));
                 self.figures.local_creates += 1;
             } else {
@@ -546,11 +702,22 @@ pub mod twoway {
                     .create(
                         PORTAL,
                         ObjectKind::Contact,
-                        [("email", email.clone()), ("firstname", "Hub".to_owned()), ("lastname", marker.clone()), ("jobtitle", marker.clone())],
+                        [
+                            ("email", email.clone()),
+                            ("firstname", "Hub".to_owned()),
+                            ("lastname", marker.clone()),
+                            ("jobtitle", marker.clone()),
+                        ],
                         DEFAULT_USER_ID,
                     )
                     .expect("remote create");
-                self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+                self.expected.insert(
+                    email.clone(),
+                    Expected {
+                        title: Some(marker.clone()),
+                        last_name: Some(marker),
+                    },
+                );
                 self.remote.push((email, id));
                 self.figures.remote_creates += 1;
             }
@@ -586,12 +753,23 @@ pub mod twoway {
         let mut out: BTreeMap<String, Vec<FieldMap>> = BTreeMap::new();
         let mut after = None;
         loop {
-            let rows = store.list_records(PortalId(PORTAL), ObjectType::Contacts, after, 500, &[]).await.expect("list");
+            let rows = store
+                .list_records(PortalId(PORTAL), ObjectType::Contacts, after, 500, &[])
+                .await
+                .expect("list");
             let Some(last) = rows.last() else { break };
             after = Some(last.local_id);
             for row in rows.into_iter().filter(|r| !r.deleted) {
-                if let Some(email) = row.fields.get("email_addresses").as_array().and_then(|a| a.first()).and_then(Value::as_str) {
-                    out.entry(email.to_ascii_lowercase()).or_default().push(row.fields.clone());
+                if let Some(email) = row
+                    .fields
+                    .get("email_addresses")
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(Value::as_str)
+                {
+                    out.entry(email.to_ascii_lowercase())
+                        .or_default()
+                        .push(row.fields.clone());
                 }
             }
         }
@@ -599,25 +777,45 @@ pub mod twoway {
     }
 
     /// Waits until the emulator has nothing left to deliver and both queues stay empty.
-    pub async fn wait_quiet(admin: &hubsync_emulator::Admin, store: &Arc<dyn Store>, serve: &mut ServeProcess, timeout: Duration) {
+    pub async fn wait_quiet(
+        admin: &hubsync_emulator::Admin,
+        store: &Arc<dyn Store>,
+        serve: &mut ServeProcess,
+        timeout: Duration,
+    ) {
         let deadline = Instant::now() + timeout;
         let mut quiet = 0;
         while quiet < 3 {
             admin.wait_webhooks_idle(Duration::from_secs(10)).await;
             let depths = store.queue_depths(PortalId(PORTAL)).await.expect("depths");
             let pending = admin.webhooks_pending(PORTAL).expect("pending");
-            quiet = if depths.outbox == 0 && depths.inbox == 0 && pending == 0 { quiet + 1 } else { 0 };
+            quiet = if depths.outbox == 0 && depths.inbox == 0 && pending == 0 {
+                quiet + 1
+            } else {
+                0
+            };
             if let Some(status) = serve.child.try_wait().expect("try_wait") {
-                panic!("hubsync serve exited ({status}) while settling:\n{}", serve.log_text());
+                panic!(
+                    "hubsync serve exited ({status}) while settling:\n{}",
+                    serve.log_text()
+                );
             }
-            assert!(Instant::now() < deadline, "queues did not drain within {timeout:?}: {depths:?}, {pending} webhooks pending");
+            assert!(
+                Instant::now() < deadline,
+                "queues did not drain within {timeout:?}: {depths:?}, {pending} webhooks pending"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 
     impl Editors {
         /// Editors over `remote` (HubSpot's existing contacts), seeded.
-        pub fn new(seed: u64, admin: hubsync_emulator::Admin, store: Arc<dyn Store>, remote: Vec<(String, u64)>) -> Editors {
+        pub fn new(
+            seed: u64,
+            admin: hubsync_emulator::Admin,
+            store: Arc<dyn Store>,
+            remote: Vec<(String, u64)>,
+        ) -> Editors {
             Editors {
                 rng: StdRng::seed_from_u64(seed),
                 seq: 0,
@@ -636,38 +834,66 @@ pub mod twoway {
             for _ in 0..n {
                 let marker = self.marker("lc");
                 let email = format!("{marker}@app.reliability.example");
-                let fields = FieldMap::from_unified(&json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}));
-                let row = self.store.insert_record(self.portal, ObjectType::Contacts, &fields).await.expect("insert");
-                self.expected.insert(email.clone(), Expected { title: Some(marker.clone()), last_name: Some(marker) });
+                let fields = FieldMap::from_unified(
+                    &json!({"first_name": "App", "last_name": marker, "title": marker, "email_addresses": [email]}),
+                );
+                let row = self
+                    .store
+                    .insert_record(self.portal, ObjectType::Contacts, &fields)
+                    .await
+                    .expect("insert");
+                self.expected.insert(
+                    email.clone(),
+                    Expected {
+                        title: Some(marker.clone()),
+                        last_name: Some(marker),
+                    },
+                );
                 self.local.push((email, row.local_id));
             }
         }
 
         /// Every record whose last markers are not exactly once on both sides, described.
         pub async fn lost_edits(&self) -> Vec<String> {
-            let remote_by_email: BTreeMap<String, Vec<Value>> = remote_contacts(&self.admin).into_iter().fold(BTreeMap::new(), |mut m, (e, _, p)| {
-                m.entry(e).or_default().push(p);
-                m
-            });
+            let remote_by_email: BTreeMap<String, Vec<Value>> = remote_contacts(&self.admin)
+                .into_iter()
+                .fold(BTreeMap::new(), |mut m, (e, _, p)| {
+                    m.entry(e).or_default().push(p);
+                    m
+                });
             let local_by_email = local_contacts(&self.store).await;
             let mut lost = Vec::new();
             for (email, want) in &self.expected {
                 let remote = remote_by_email.get(email).map(Vec::as_slice).unwrap_or(&[]);
                 let local = local_by_email.get(email).map(Vec::as_slice).unwrap_or(&[]);
                 if remote.len() != 1 || local.len() != 1 {
-                    lost.push(format!("{email}: {} in HubSpot, {} locally", remote.len(), local.len()));
+                    lost.push(format!(
+                        "{email}: {} in HubSpot, {} locally",
+                        remote.len(),
+                        local.len()
+                    ));
                     continue;
                 }
                 let (r, l) = (&remote[0], &local[0]);
                 if let Some(title) = &want.title
-                    && (r["jobtitle"].as_str() != Some(title) || l.get("title").as_str() != Some(title))
+                    && (r["jobtitle"].as_str() != Some(title)
+                        || l.get("title").as_str() != Some(title))
                 {
-                    lost.push(format!("{email}: title {title} — HubSpot {}, local {}", r["jobtitle"], l.get("title")));
+                    lost.push(format!(
+                        "{email}: title {title} — HubSpot {}, local {}",
+                        r["jobtitle"],
+                        l.get("title")
+                    ));
                 }
                 if let Some(name) = &want.last_name
-                    && (r["lastname"].as_str() != Some(name) || l.get("last_name").as_str() != Some(name))
+                    && (r["lastname"].as_str() != Some(name)
+                        || l.get("last_name").as_str() != Some(name))
                 {
-                    lost.push(format!("{email}: last_name {name} — HubSpot {}, local {}", r["lastname"], l.get("last_name")));
+                    lost.push(format!(
+                        "{email}: last_name {name} — HubSpot {}, local {}",
+                        r["lastname"],
+                        l.get("last_name")
+                    ));
                 }
             }
             lost

@@ -193,9 +193,11 @@ impl Mappings {
                 &to_unified.name,
                 &unified,
                 json!({"id": "0", "properties": {}}),
-            )?;
+            )
+            .map_err(|e| in_file(&to_unified.name, e))?;
             let hubspot = locate::compile(&to_hubspot.name, &to_hubspot.text, &evaluator)?;
-            translate::to_hubspot(&spec, &to_hubspot.name, &hubspot, &FieldMap::new())?;
+            translate::to_hubspot(&spec, &to_hubspot.name, &hubspot, &FieldMap::new())
+                .map_err(|e| in_file(&to_hubspot.name, e))?;
             let synced = spec.mapped.iter().cloned().collect();
             objects.push(ObjectMapping {
                 to_unified,
@@ -297,6 +299,18 @@ impl Mappings {
     /// The filter rules of an object type.
     pub fn filter_rules(&self, ty: ObjectType) -> &FilterRules {
         &self.catalog.object(ty).filters
+    }
+}
+
+/// A value error found while checking a mapping at load time is the mapping's fault: name the
+/// file it came from.
+fn in_file(file: &str, error: MappingError) -> MappingError {
+    match error {
+        MappingError::InvalidValue { .. } => MappingError::Output {
+            file: file.to_owned(),
+            reason: error.to_string(),
+        },
+        other => other,
     }
 }
 
