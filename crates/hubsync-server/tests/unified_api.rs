@@ -371,8 +371,6 @@ async fn filters_on_the_mirror_combine_with_and() {
 }
 
 #[tokio::test]
-#[ignore = "hubsync-store compares a custom field's text with a numeric operand as text > number \
-            (SQLite and PostgreSQL type ordering): every row matches `[gte]`"]
 async fn numeric_ranges_on_custom_fields_compare_as_numbers_on_the_mirror() {
     let h = start().await;
     let c = three_contacts(&h).await;
