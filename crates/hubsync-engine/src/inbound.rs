@@ -377,7 +377,6 @@ async fn state_from_properties(
         return Ok(None);
     };
     let mut properties = engine.mappings.to_hubspot(ty, &base).await?;
-    let mut changed_any = false;
     for (name, (at, value)) in &obj.properties {
         if name == HUBSYNC_ORIGIN_PROPERTY || name == HUBSYNC_ID_PROPERTY {
             continue;
@@ -394,7 +393,6 @@ async fn state_from_properties(
             return Ok(None);
         }
         properties.insert(name.clone(), value.clone().unwrap_or_default());
-        changed_any = true;
     }
     let object = json!({"id": id.to_string(), "properties": properties});
     let fields = match engine.mappings.to_unified(ty, object).await {
@@ -410,7 +408,6 @@ async fn state_from_properties(
         .iter()
         .map(|f| (f.clone(), obj.latest_change))
         .collect();
-    let _ = changed_any;
     Ok(Some(RemoteState {
         object_type: ty,
         hubspot_id: id,

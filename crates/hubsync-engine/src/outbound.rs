@@ -191,9 +191,8 @@ pub async fn push_once_fenced(
         if fatal.is_none() && tenure.is_some_and(|t| !t.is_current()) {
             fatal = Some(EngineError::LeaseExpired(portal));
         }
-        if let Some(error) = &fatal {
+        if fatal.is_some() {
             // The portal is blocked: hand the rest back untouched.
-            let _ = error;
             release(engine, portal, &claims).await;
             continue;
         }
