@@ -120,6 +120,20 @@ async fn apply_claimed(
     fence: Option<Fence>,
 ) -> Result<(), EngineError> {
     let mut ops: Vec<ApplyOp> = Vec::new();
+    // associationChange events are consumed by the association sync, after the rest commits.
+    let association_ids: BTreeSet<i64> = items
+        .iter()
+        .filter(|i| crate::associations::is_association_event(&i.subscription_type))
+        .map(|i| i.id)
+        .collect();
+    let done_other: Vec<i64> = done
+        .iter()
+        .filter(|id| !association_ids.contains(id))
+        .copied()
+        .collect();
+    let done: &[i64] = &done_other;
+    let mut touched = BTreeSet::new();
+    let mut touched_at = 0;
 
     let events = parse(items, step, portal);
     let events = drop_change_source_echoes(engine, events, step);
@@ -181,9 +195,8 @@ async fn apply_claimed(
                 }
             }
             EventKind::AssociationChange => {
-                // Associations are reconciled by the association pass; the event marks the
-                // record for a read so the pass sees it.
-                tracing::debug!(portal = %portal, object_type = %ty, hubspot_id = %id, "association change noted");
+                touched.extend(crate::associations::touched_records(event));
+                touched_at = touched_at.max(event.occurred_at);
             }
             EventKind::Unknown(_) => {}
         }
@@ -248,6 +261,16 @@ async fn apply_claimed(
         ops.push(counter(counters::ECHO_ORIGIN, step.echo_origin as i64));
     }
     engine.store.apply_inbound(portal, ops, done, fence).await?;
+    if !association_ids.is_empty() {
+        let ids: Vec<i64> = association_ids.into_iter().collect();
+        let links =
+            crate::associations::apply_events(engine, portal, touched, touched_at, &ids, fence)
+                .await?;
+        step.reads += links.reads;
+        step.applied += links.repaired_local;
+        step.conflicts += links.conflicts;
+        step.echo_fingerprint += links.equal;
+    }
     // Inbound lag: from HubSpot's change to its application here, for the oldest event applied.
     if let Some(oldest) = events.iter().map(|e| e.occurred_at).min() {
         metrics::histogram!("hubsync_inbound_lag_seconds", "portal" => portal.to_string())

@@ -7,6 +7,9 @@
 //!   carry → merge → apply.
 //! - [`reconcile`]: initial import, linking, cursor walks, delete detection; feeds the same merge
 //!   and the same outbox.
+//! - [`associations`]: the association fields (`company_id`, `contact_ids`) both ways: v4
+//!   batch writes after outbound pushes, reads on `associationChange` events, the association
+//!   import and reconcile pass.
 //! - [`apply`]: the one place a HubSpot state meets the local state: echo check, three-way merge
 //!   ([`hubsync_core::merge`]), and the store operations that result. Inbound and reconcile both
 //!   end here.
@@ -22,6 +25,7 @@
 //! in [`runner`] only decide when to call them again.
 
 pub mod apply;
+pub mod associations;
 pub mod converge;
 pub mod error;
 pub mod inbound;

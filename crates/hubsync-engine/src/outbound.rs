@@ -69,6 +69,8 @@ struct Pending {
 #[derive(Default)]
 struct Results {
     acks: Vec<OutboundAck>,
+    /// Claimed records with association fields, for [`crate::associations`].
+    links: Vec<(ItemRange, FieldMap)>,
     failures: Vec<OutboundFailure>,
     step: OutboundStep,
 }
@@ -201,6 +203,23 @@ pub async fn push_once_fenced(
         }
     }
 
+    if fatal.is_none() && !results.links.is_empty() {
+        // The links of the records HubSpot accepted (v4 association writes).
+        let links = std::mem::take(&mut results.links);
+        match crate::associations::push_after_acks(
+            engine,
+            &api,
+            portal,
+            links,
+            &results.acks,
+            &mut results.failures,
+        )
+        .await
+        {
+            Ok(pushed) => results.step.calls += pushed.calls,
+            Err(error) => fatal = Some(error),
+        }
+    }
     if !results.acks.is_empty() {
         // Never acknowledge two local rows onto one HubSpot record: the second is a duplicate
         // HubSpot folded into the first (it would also break the one-to-one sync state).
@@ -208,7 +227,9 @@ pub async fn push_once_fenced(
         let (acks, duplicates): (Vec<_>, Vec<_>) = std::mem::take(&mut results.acks)
             .into_iter()
             .partition(|a| match &a.outcome {
-                AckOutcome::Written { hubspot_id, .. } => seen.insert(*hubspot_id),
+                AckOutcome::Written { hubspot_id, .. } => {
+                    seen.insert((a.range.object_type, *hubspot_id))
+                }
                 AckOutcome::Deleted => true,
             });
         for dup in duplicates {
@@ -295,6 +316,9 @@ async fn push_type(
             continue;
         }
         let Some(record) = record else { continue };
+        if crate::associations::has_links(ty) {
+            results.links.push((claim.range(), record.fields.clone()));
+        }
         match engine
             .mappings
             .normalize(ty, &property_fields(&record.fields))

@@ -585,10 +585,40 @@ async fn reconcile_loop(
             }
         }
     }
+    // Then the associations of everything imported.
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match crate::associations::import_step(engine, portal, tenure).await {
+            Ok(None) => break,
+            Ok(Some(_)) => failures = 0,
+            Err(error) => {
+                if on_error(engine, portal, error, &mut failures, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
     tracing::info!(portal = %portal, "initial import complete");
+    let mut associations_at = std::time::Instant::now();
     loop {
         if pause(&mut stop, engine.settings.reconcile_interval).await {
             return;
+        }
+        // Association changes do not move the cursor walk; they get a pass of their own.
+        if associations_at.elapsed() >= engine.settings.association_reconcile_interval {
+            associations_at = std::time::Instant::now();
+            match crate::associations::reconcile_pass(engine, portal, tenure).await {
+                Ok(report) => {
+                    tracing::info!(portal = %portal, ?report, "association reconcile pass")
+                }
+                Err(error) => {
+                    if on_error(engine, portal, error, &mut failures, &mut stop).await {
+                        return;
+                    }
+                }
+            }
         }
         for ty in ObjectType::ALL {
             match reconcile::incremental_pass_fenced(engine, portal, ty, tenure).await {

@@ -28,6 +28,10 @@ pub struct EngineSettings {
     pub reconcile_lookback: Duration,
     /// Incremental reconciliation: time between passes.
     pub reconcile_interval: Duration,
+    /// Time between association reconcile passes (association changes do not bump HubSpot's
+    /// last-modified date, so the incremental pass cannot see them). A pass costs one batch read
+    /// per 1,000 contacts and two per 1,000 deals.
+    pub association_reconcile_interval: Duration,
     /// Attempts before a retryable outbound failure is dead-lettered.
     pub max_attempts: u32,
     /// Idle poll interval of the workers when nothing wakes them.
@@ -53,6 +57,7 @@ impl Default for EngineSettings {
             policies: BTreeMap::new(),
             reconcile_lookback: Duration::from_secs(120),
             reconcile_interval: Duration::from_secs(300),
+            association_reconcile_interval: Duration::from_secs(1800),
             max_attempts: 8,
             idle_poll: Duration::from_millis(200),
             outbound_linger: Duration::from_millis(250),

@@ -32,6 +32,7 @@
 //! hubsync's own writes are not captured: on SQLite they run with a row in
 //! `_hubsync_apply_guard`, on PostgreSQL with `SET LOCAL hubsync.applying = 'on'`.
 
+pub mod association;
 mod db;
 mod error;
 mod migrations;
@@ -47,6 +48,7 @@ mod tests;
 
 use std::sync::Arc;
 
+pub use association::{AssociationApplied, AssociationBase, AssociationOp, AssociationStore};
 pub use db::{Backend, PgDb, SqliteDb};
 pub use error::StoreError;
 pub use model::*;

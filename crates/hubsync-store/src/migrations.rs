@@ -25,6 +25,11 @@ const SQLITE: &[Step] = &[
         "app timestamps",
         include_str!("../migrations/sqlite/0003_app_timestamps.sql"),
     ),
+    (
+        5,
+        "association state",
+        include_str!("../migrations/sqlite/0005_association_state.sql"),
+    ),
 ];
 
 const POSTGRES: &[Step] = &[
@@ -42,6 +47,11 @@ const POSTGRES: &[Step] = &[
         3,
         "app timestamps",
         include_str!("../migrations/postgres/0003_app_timestamps.sql"),
+    ),
+    (
+        5,
+        "association state",
+        include_str!("../migrations/postgres/0005_association_state.sql"),
     ),
 ];
 

@@ -22,7 +22,7 @@ use crate::model::{
 /// Every method that writes more than one row does so in one transaction. Writes that carry a
 /// [`Fence`] fail with [`StoreError::Fenced`] when the portal's lease has since moved on.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::Debug {
     /// The backend's name (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 
