@@ -49,6 +49,7 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Engine> 
         inbound_lease: std::time::Duration::from_secs(config.inbound.lease_secs),
         reconcile_interval: std::time::Duration::from_secs(config.reconcile.interval_secs),
         reconcile_lookback: std::time::Duration::from_secs(config.reconcile.lookback_secs),
+        import_search_lane: config.reconcile.import_search_lane,
         policies: ObjectType::ALL
             .iter()
             .map(|t| (*t, policy.clone()))

@@ -335,7 +335,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Opens (and migrates) the configured database.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    hubsync_store::connect(&config.database_url)
+    hubsync_store::connect_with(&config.database_url, config.database.pg_options())
         .await
         .with_context(|| {
             format!(

@@ -20,6 +20,8 @@ pub const DEFAULTS: &str = include_str!("../config.default.toml");
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,
+    /// Connection pool settings (PostgreSQL).
+    pub database: DatabaseConfig,
     /// Directory of mapping overrides; empty for the embedded mappings.
     pub mappings_dir: String,
     /// HubSpot API settings.
@@ -38,6 +40,34 @@ pub struct Config {
     pub conflicts: ConflictsConfig,
     /// Several processes over one database.
     pub scale: ScaleConfig,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseConfig {
+    /// Connections of the main pool.
+    pub pool_size: u32,
+    /// Connections reserved for lease renewals and acquisitions.
+    pub lease_pool_size: u32,
+    /// Longest wait for a connection, milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Sessions idle inside a transaction longer than this are ended by the server, ms.
+    pub idle_in_transaction_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    /// The store's PostgreSQL options.
+    pub fn pg_options(&self) -> hubsync_store::PgOptions {
+        hubsync_store::PgOptions {
+            pool_size: self.pool_size,
+            lease_pool_size: self.lease_pool_size,
+            acquire_timeout: std::time::Duration::from_millis(self.acquire_timeout_ms),
+            idle_in_transaction_timeout: std::time::Duration::from_millis(
+                self.idle_in_transaction_timeout_ms,
+            ),
+            ..hubsync_store::PgOptions::default()
+        }
+    }
 }
 
 /// `[hubspot]`
@@ -95,6 +125,8 @@ pub struct ReconcileConfig {
     pub interval_secs: u64,
     /// Lookback, seconds.
     pub lookback_secs: u64,
+    /// Whether the initial import also walks records through the search lane.
+    pub import_search_lane: bool,
 }
 
 /// `[scale]`
@@ -166,6 +198,18 @@ impl Config {
         if self.scale.lease_secs == 0 {
             bail!("scale.lease_secs: must be positive");
         }
+        if self.database.pool_size == 0 {
+            bail!("database.pool_size: must be positive");
+        }
+        if self.database.lease_pool_size == 0 {
+            bail!("database.lease_pool_size: must be positive");
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            bail!("database.acquire_timeout_ms: must be positive");
+        }
+        if self.database.idle_in_transaction_timeout_ms == 0 {
+            bail!("database.idle_in_transaction_timeout_ms: must be positive");
+        }
         Ok(())
     }
 
@@ -207,6 +251,29 @@ mod tests {
             .unwrap();
         c.validate().unwrap();
         assert_eq!(c.outbound.batch_size, 100);
+        assert_eq!(c.database.pg_options(), hubsync_store::PgOptions::default());
+    }
+
+    #[test]
+    fn pool_settings_are_read_and_validated() {
+        let c: Config = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .merge(("database.pool_size", 40))
+            .extract()
+            .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.database.pg_options().pool_size, 40);
+        let zero: Config = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .merge(("database.lease_pool_size", 0))
+            .extract()
+            .unwrap();
+        assert!(
+            zero.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database.lease_pool_size")
+        );
     }
 
     #[test]

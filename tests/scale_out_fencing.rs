@@ -171,7 +171,7 @@ async fn a_process_whose_tenure_ran_out_sends_nothing_to_hubspot() {
 async fn reset_import(engine: &Engine, portal: PortalId) {
     engine
         .store
-        .set_cursor(portal, "import:contacts", "")
+        .set_cursor(portal, "import:contacts", "", None)
         .await
         .expect("cursor");
 }

@@ -152,16 +152,17 @@ pub async fn run(options: CaptureOptions) -> anyhow::Result<Report> {
         }
         let t = Instant::now();
         let ids: Vec<_> = claims.iter().map(|c| c.local_id).collect();
-        let rows = store
-            .get_records(PORTAL, ObjectType::Contacts, &ids)
-            .await?;
-        let states = store
-            .get_sync_states(PORTAL, ObjectType::Contacts, &ids)
+        // One joined read, as the outbound worker loads.
+        let loaded = store
+            .get_records_with_sync_states(PORTAL, ObjectType::Contacts, &ids)
             .await?;
         load_time += t.elapsed();
         let t = Instant::now();
         let mut acks = Vec::with_capacity(claims.len());
-        for ((claim, record), state) in claims.iter().zip(&rows).zip(&states) {
+        for (claim, (record, state)) in claims.iter().zip(&loaded) {
+            let Some(state) = state else {
+                bail!("record {} has no sync state", record.local_id);
+            };
             let base = state.base.clone().unwrap_or_default();
             let outcome = merge(MergeInput {
                 base: Some(&base),

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hubsync_core::merge::{MergeInput, merge};
 use hubsync_core::{FieldMap, Fingerprint, HubspotId, ObjectType, PortalId};
-use hubsync_store::{ApplyOp, Filter, FilterOp, InboundUpsert, LocalRecord, OutboxOp, SyncState};
+use hubsync_store::{
+    ApplyOp, Fence, Filter, FilterOp, InboundUpsert, LocalRecord, OutboxOp, Precondition, SyncState,
+};
 use serde_json::json;
 
 use crate::{Engine, EngineError, counters, property_fields};
@@ -124,6 +126,10 @@ pub async fn plan(
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.clone()))
                 .collect();
+            ops.push(ApplyOp::Require(Precondition::NoRow {
+                object_type: ty,
+                hubspot_id: state.hubspot_id,
+            }));
             ops.push(ApplyOp::Upsert(InboundUpsert {
                 object_type: ty,
                 local_id: None,
@@ -152,11 +158,9 @@ pub async fn plan(
             continue;
         }
 
-        let sync = if linking {
-            None
-        } else {
-            store.get_sync_state(portal, ty, local.local_id).await?
-        };
+        let stored_sync = store.get_sync_state(portal, ty, local.local_id).await?;
+        // A row linked by key has no sync history with this HubSpot record.
+        let sync = if linking { None } else { stored_sync.clone() };
         let base = sync.as_ref().and_then(|s| s.base.clone());
         if let Some(sync) = &sync
             && sync
@@ -211,14 +215,6 @@ pub async fn plan(
                 conflicts: outcome.conflicts.clone(),
             });
         }
-        let mut base_ts = sync.map(|s| s.base_ts).unwrap_or_default();
-        for field in outcome.merged.keys() {
-            if let Some(ts) = state.field_ts.get(field) {
-                base_ts.insert(field.to_owned(), *ts);
-            } else {
-                base_ts.entry(field.to_owned()).or_insert(state.updated_at);
-            }
-        }
         let local_changed = !outcome.local_changes.is_empty();
         // The stored base is what HubSpot holds now: where a local edit still has to go out,
         // HubSpot keeps its value until the outbound worker writes it.
@@ -237,6 +233,42 @@ pub async fn plan(
             };
             stored_base.set(field.clone(), held);
         }
+        // A base value HubSpot changed is as new as this state. The time must move with the
+        // value: a read that raced this one and arrives later is filtered by these times
+        // (above), and an old time would let it put the old value back.
+        let (remote_updated_at, base_ts) = {
+            let (seen, mut base_ts) = sync
+                .map(|s| (s.remote_updated_at, s.base_ts))
+                .unwrap_or_default();
+            let fields: BTreeSet<&str> = stored_base
+                .keys()
+                .chain(base.iter().flat_map(FieldMap::keys))
+                .collect();
+            for field in fields {
+                let ts = state
+                    .field_ts
+                    .get(field)
+                    .copied()
+                    .unwrap_or(state.updated_at);
+                let moved = base
+                    .as_ref()
+                    .is_none_or(|b| b.get(field) != stored_base.get(field));
+                let slot = base_ts.entry(field.to_owned()).or_insert(ts);
+                if moved {
+                    *slot = (*slot).max(ts);
+                }
+            }
+            (
+                seen.unwrap_or(state.updated_at).max(state.updated_at),
+                base_ts,
+            )
+        };
+        ops.push(ApplyOp::Require(Precondition::Unchanged {
+            object_type: ty,
+            local_id: local.local_id,
+            updated_at: local.updated_at,
+            sync: stored_sync.map(Box::new),
+        }));
         ops.push(ApplyOp::Upsert(InboundUpsert {
             object_type: ty,
             local_id: Some(local.local_id),
@@ -245,7 +277,7 @@ pub async fn plan(
             base: stored_base,
             base_ts,
             fp_received: Some(Fingerprint::of(&state.fields)),
-            remote_updated_at: Some(state.updated_at),
+            remote_updated_at: Some(remote_updated_at),
         }));
         if !outcome.remote_changes.is_empty() {
             stats.requeued += 1;
@@ -274,6 +306,36 @@ pub async fn plan(
         ops.push(counter(counters::APPLIED, stats.applied as i64));
     }
     Ok((ops, stats))
+}
+
+/// How many times [`plan_and_apply`] plans again when records changed under its plan.
+const STALE_RETRIES: u32 = 5;
+
+/// [`plan`]s `states` and applies the plan, together with `extra` (cursor advances, counters),
+/// in one transaction. When a record changed between the plan's reads and the commit
+/// ([`hubsync_store::StoreError::Stale`]: an app edit, an outbound acknowledgement, another
+/// worker's apply), nothing was written and it plans again from the current state.
+pub async fn plan_and_apply(
+    engine: &Engine,
+    portal: PortalId,
+    states: Vec<RemoteState>,
+    source: Source,
+    extra: impl Fn(&PlanStats) -> Vec<ApplyOp>,
+    fence: Option<Fence>,
+) -> Result<PlanStats, EngineError> {
+    let mut attempt = 1;
+    loop {
+        let (mut ops, stats) = plan(engine, portal, states.clone(), source).await?;
+        ops.extend(extra(&stats));
+        match engine.store.apply_inbound(portal, ops, &[], fence).await {
+            Ok(_) => return Ok(stats),
+            Err(error) if error.is_stale() && attempt < STALE_RETRIES => {
+                tracing::debug!(portal = %portal, %error, attempt, "plan went stale before its commit; planning again");
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// An echo: HubSpot holds exactly what we last synced or last sent.

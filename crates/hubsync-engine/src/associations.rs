@@ -932,10 +932,15 @@ async fn sync_records(
                 let objects =
                     crate::inbound::read_objects(engine, portal, target_ty, chunk).await?;
                 let states = crate::inbound::remote_states(engine, target_ty, objects).await?;
-                let (plan, _) =
-                    crate::apply::plan(engine, portal, states, crate::apply::Source::Reconcile)
-                        .await?;
-                store.apply_inbound(portal, plan, &[], fence).await?;
+                crate::apply::plan_and_apply(
+                    engine,
+                    portal,
+                    states,
+                    crate::apply::Source::Reconcile,
+                    |_| Vec::new(),
+                    fence,
+                )
+                .await?;
             }
             found.extend(
                 store

@@ -36,7 +36,17 @@ impl EngineError {
     /// Whether the portal cannot make progress until a person acts (re-authorise, raise the
     /// budget): its workers should park rather than retry.
     pub fn is_portal_blocked(&self) -> bool {
-        matches!(self, EngineError::Api(e) if e.is_portal_blocked())
+        matches!(self, EngineError::Api(e) if e.is_portal_blocked() && !matches!(e, hubsync_hubspot::ApiError::Withheld { .. }))
             || matches!(self, EngineError::Credentials { .. })
+    }
+
+    /// Whether the step stopped because this process could not prove it still owns the portal
+    /// ([`EngineError::LeaseExpired`], or a HubSpot request withheld for that reason).
+    pub fn is_lease_expired(&self) -> bool {
+        matches!(
+            self,
+            EngineError::LeaseExpired(_)
+                | EngineError::Api(hubsync_hubspot::ApiError::Withheld { .. })
+        )
     }
 }

@@ -68,6 +68,9 @@ struct ObjectEvents {
     latest_change: i64,
 }
 
+/// How many times a step works its events out again when records changed under its plan.
+const STALE_RETRIES: u32 = 5;
+
 /// Applies one step's worth of a portal's inbox.
 pub async fn apply_once(engine: &Engine, portal: PortalId) -> Result<InboundStep, EngineError> {
     apply_once_fenced(engine, portal, None).await
@@ -99,11 +102,27 @@ pub async fn apply_once_fenced(
         return Ok(step);
     }
     let done: Vec<i64> = items.iter().map(|i| i.id).collect();
-    match apply_claimed(engine, portal, items, &done, &mut step, fence).await {
+    let mut attempt = 1;
+    let result = loop {
+        match apply_claimed(engine, portal, items.clone(), &done, &mut step, fence).await {
+            // A record changed between this step's reads and its commit: nothing was written;
+            // work the same events out again from the current state.
+            Err(EngineError::Store(error)) if error.is_stale() && attempt < STALE_RETRIES => {
+                tracing::debug!(portal = %portal, %error, attempt, "inbound plan went stale before its commit; planning again");
+                attempt += 1;
+                step = InboundStep {
+                    claimed: step.claimed,
+                    ..InboundStep::default()
+                };
+            }
+            other => break other,
+        }
+    };
+    match result {
         Ok(()) => Ok(step),
         Err(error) => {
             // Hand the events back for the next step; the error decides how long that waits.
-            if let Err(release) = engine.store.release_inbox(portal, &done).await {
+            if let Err(release) = engine.store.release_inbox(portal, &done, fence).await {
                 tracing::warn!(portal = %portal, error = %release, "could not release inbox events; their lease will expire");
             }
             Err(error)

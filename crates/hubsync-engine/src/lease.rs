@@ -19,8 +19,13 @@
 //! fences, which shuts out a predecessor that is somehow still running) instead of waiting for
 //! them to expire.
 //!
-//! Expiry compares the clocks of the processes involved, so they must be roughly synchronised
-//! (the fence, not the clock, is what keeps writes safe).
+//! On PostgreSQL, expiry is set and compared on the database server's clock, so the processes'
+//! clocks need not agree; each process measures its own [`Tenure`] on its monotonic clock, from
+//! the moment it sent the renewal (never later than the server's). The fence, not any clock, is
+//! what keeps database writes safe: every write a portal's workers make carries it and is
+//! checked in the write's own transaction, last, just before the commit. Lease statements run on
+//! a small connection pool of their own, and a fenced write locks the lease row in a mode that
+//! blocks a takeover but not a renewal, so queue work never delays a renewal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

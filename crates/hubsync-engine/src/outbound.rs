@@ -172,9 +172,18 @@ pub async fn push_once_fenced(
     let api = match engine.api(portal) {
         Ok(api) => api,
         Err(error) => {
-            release(engine, portal, &claims).await;
+            release(engine, portal, &claims, tenure).await;
             return Err(error);
         }
+    };
+    // HubSpot cannot check a fence: each request is checked against the tenure right before it
+    // is sent, after any wait for the budget (a process paused past its lease sends nothing).
+    let api = match tenure {
+        Some(tenure) => {
+            let tenure = tenure.clone();
+            api.with_send_guard(std::sync::Arc::new(move || tenure.is_current()))
+        }
+        None => api,
     };
     let mut results = Results::default();
     results.step.claimed = claims.len();
@@ -195,7 +204,7 @@ pub async fn push_once_fenced(
         }
         if fatal.is_some() {
             // The portal is blocked: hand the rest back untouched.
-            release(engine, portal, &claims).await;
+            release(engine, portal, &claims, tenure).await;
             continue;
         }
         if let Err(error) = push_type(engine, &api, portal, ty, claims, &mut results).await {
@@ -250,7 +259,11 @@ pub async fn push_once_fenced(
     if !results.failures.is_empty() {
         engine
             .store
-            .fail_outbound(portal, std::mem::take(&mut results.failures))
+            .fail_outbound(
+                portal,
+                std::mem::take(&mut results.failures),
+                tenure.map(Tenure::fence),
+            )
             .await?;
     }
     if results.step.written > 0 {
@@ -265,9 +278,18 @@ pub async fn push_once_fenced(
     }
 }
 
-async fn release(engine: &Engine, portal: PortalId, claims: &[OutboxClaim]) {
+async fn release(
+    engine: &Engine,
+    portal: PortalId,
+    claims: &[OutboxClaim],
+    tenure: Option<&Tenure>,
+) {
     let ranges: Vec<ItemRange> = claims.iter().map(OutboxClaim::range).collect();
-    if let Err(error) = engine.store.release_outbox(portal, &ranges).await {
+    if let Err(error) = engine
+        .store
+        .release_outbox(portal, &ranges, tenure.map(Tenure::fence))
+        .await
+    {
         tracing::warn!(portal = %portal, %error, "could not release outbox claims; their lease will expire");
     }
 }

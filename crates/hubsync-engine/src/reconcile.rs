@@ -14,6 +14,8 @@
 //!   HubSpot, optionally as a dry run.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::sync::{Mutex, PoisonError};
 
 use hubsync_core::{Fingerprint, HubspotId, ObjectType, PortalId};
 use hubsync_hubspot::model::{
@@ -35,6 +37,32 @@ const SEARCH_PAGE: u32 = 200;
 fn import_cursor(ty: ObjectType) -> String {
     format!("import:{ty}")
 }
+/// The search walk of a two-lane import: `<lowest id imported>` while it runs, with `:end`
+/// once it has met the list walk.
+fn import_search_cursor(ty: ObjectType) -> String {
+    format!("import_search:{ty}")
+}
+/// The highest id the list walk of an import has committed.
+fn import_list_high_cursor(ty: ObjectType) -> String {
+    format!("import_list_high:{ty}")
+}
+/// `import:<type>` once the type is imported.
+const IMPORTED: &str = "done";
+/// `import:<type>` once the list walk has met the search walk of a two-lane import; the type is
+/// imported when the search walk has ended too.
+const LISTED: &str = "listed";
+
+/// Where the search walk of a two-lane import stands: the lowest id it has imported, and
+/// whether it has ended.
+fn parse_search_walk(cursor: Option<&str>) -> Option<(u64, bool)> {
+    let cursor = cursor?;
+    let (low, end) = match cursor.split_once(':') {
+        Some((low, "end")) => (low, true),
+        _ => (cursor, false),
+    };
+    Some((low.parse().ok()?, end))
+}
+
 fn modified_cursor(ty: ObjectType) -> String {
     format!("modified:{ty}")
 }
@@ -66,7 +94,7 @@ pub async fn import_done(
         .get_cursor(portal, &import_cursor(ty))
         .await?
         .as_deref()
-        == Some("done"))
+        == Some(IMPORTED))
 }
 
 /// Imports one page of a type. Call until `done`.
@@ -88,18 +116,14 @@ pub async fn import_step_fenced(
 ) -> Result<ImportStep, EngineError> {
     let fence = tenure.map(Tenure::fence);
     let cursor = engine.store.get_cursor(portal, &import_cursor(ty)).await?;
-    if cursor.as_deref() == Some("done") {
+    if matches!(cursor.as_deref(), Some(IMPORTED | LISTED)) {
         return Ok(ImportStep {
             done: true,
             ..ImportStep::default()
         });
     }
     if cursor.is_none() {
-        // Changes made while the import runs are caught by the first incremental pass.
-        engine
-            .store
-            .set_cursor(portal, &modified_cursor(ty), &now_ms().to_string())
-            .await?;
+        start_import(engine, portal, ty, fence).await?;
     }
     let after = cursor.filter(|c| !c.is_empty());
     let api = engine
@@ -116,21 +140,281 @@ pub async fn import_step_fenced(
             },
         )
         .await?;
-    let records = page.results.len();
-    let states = remote_states(engine, ty, page.results).await?;
-    let (mut ops, stats) = apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
-    let done = page.next_after.is_none();
-    ops.push(ApplyOp::SetCursor {
-        name: import_cursor(ty),
-        value: page.next_after.unwrap_or_else(|| "done".to_owned()),
-    });
-    engine.store.apply_inbound(portal, ops, &[], fence).await?;
+    // In a two-lane import the search walk holds the ids from its lowest one up.
+    let search = parse_search_walk(
+        engine
+            .store
+            .get_cursor(portal, &import_search_cursor(ty))
+            .await?
+            .as_deref(),
+    );
+    let mut results = page.results;
+    let listed = results.len();
+    if let Some((low, _)) = search {
+        results.retain(|o| o.id.0 < low);
+    }
+    let met = results.len() < listed;
+    let high = results.iter().map(|o| o.id.0).max();
+    let records = results.len();
+    let states = remote_states(engine, ty, results).await?;
+    let done = met || page.next_after.is_none();
+    let cursor = match (done, search) {
+        (false, _) => page.next_after.unwrap_or_default(),
+        // The search walk is still going: it finishes the type.
+        (true, Some((_, false))) => LISTED.to_owned(),
+        (true, _) => IMPORTED.to_owned(),
+    };
+    let stats = apply::plan_and_apply(
+        engine,
+        portal,
+        states,
+        apply::Source::Reconcile,
+        |_| {
+            let mut ops = vec![ApplyOp::SetCursor {
+                name: import_cursor(ty),
+                value: cursor.clone(),
+            }];
+            if let Some(high) = high {
+                ops.push(ApplyOp::SetCursor {
+                    name: import_list_high_cursor(ty),
+                    value: high.to_string(),
+                });
+            }
+            ops
+        },
+        fence,
+    )
+    .await?;
     Ok(ImportStep {
         records,
         created: stats.applied,
         linked: stats.linked,
         done,
     })
+}
+
+/// The first step of a type's import, whichever walk takes it.
+async fn start_import(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+    fence: Option<hubsync_store::Fence>,
+) -> Result<(), EngineError> {
+    // Changes made while the import runs are caught by the first incremental pass: its window
+    // starts a lookback before this moment, which also covers records created just before the
+    // import that Search did not index yet.
+    if engine
+        .store
+        .get_cursor(portal, &modified_cursor(ty))
+        .await?
+        .is_none()
+    {
+        engine
+            .store
+            .set_cursor(portal, &modified_cursor(ty), &now_ms().to_string(), fence)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One page of the search walk of a two-lane import: the highest ids not yet imported, 200 a
+/// page on the search lane (its own 5 requests/s budget), walking down by id (keyset, so
+/// HubSpot's 10,000-result cap never applies) until it meets the list walk coming up.
+pub async fn import_search_step(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+    tenure: Option<&Tenure>,
+) -> Result<ImportStep, EngineError> {
+    let fence = tenure.map(Tenure::fence);
+    let store = &engine.store;
+    let list = store.get_cursor(portal, &import_cursor(ty)).await?;
+    let walk = parse_search_walk(
+        store
+            .get_cursor(portal, &import_search_cursor(ty))
+            .await?
+            .as_deref(),
+    );
+    if list.as_deref() == Some(IMPORTED) || walk.is_some_and(|(_, end)| end) {
+        return Ok(ImportStep {
+            done: true,
+            ..ImportStep::default()
+        });
+    }
+    if list.is_none() {
+        start_import(engine, portal, ty, fence).await?;
+    }
+    let list_high: u64 = store
+        .get_cursor(portal, &import_list_high_cursor(ty))
+        .await?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut filters = vec![Filter::new(
+        "hs_object_id",
+        FilterOperator::Gt,
+        list_high.to_string(),
+    )];
+    if let Some((low, _)) = walk {
+        filters.push(Filter::new(
+            "hs_object_id",
+            FilterOperator::Lt,
+            low.to_string(),
+        ));
+    }
+    let request = SearchRequest {
+        filter_groups: vec![FilterGroup { filters }],
+        sorts: vec![Sort {
+            property_name: "hs_object_id".to_owned(),
+            direction: SortDirection::Descending,
+        }],
+        query: None,
+        properties: engine.read_properties(ty),
+        limit: SEARCH_PAGE,
+        after: None,
+    };
+    let api = engine
+        .api(portal)?
+        .with_priority(hubsync_hubspot::Priority::Reconcile);
+    let page = api.search(ty, &request).await?;
+    let records = page.results.len();
+    // A short page means the walk reached the list walk's committed ids (or the bottom).
+    let done = (records as u32) < SEARCH_PAGE;
+    let low = page
+        .results
+        .iter()
+        .map(|o| o.id.0)
+        .min()
+        .or(walk.map(|(low, _)| low))
+        .unwrap_or(list_high + 1);
+    let states = remote_states(engine, ty, page.results).await?;
+    let walk_value = if done {
+        format!("{low}:end")
+    } else {
+        low.to_string()
+    };
+    let finishes_type = done && list.as_deref() == Some(LISTED);
+    let stats = apply::plan_and_apply(
+        engine,
+        portal,
+        states,
+        apply::Source::Reconcile,
+        |_| {
+            let mut ops = vec![ApplyOp::SetCursor {
+                name: import_search_cursor(ty),
+                value: walk_value.clone(),
+            }];
+            if finishes_type {
+                ops.push(ApplyOp::SetCursor {
+                    name: import_cursor(ty),
+                    value: IMPORTED.to_owned(),
+                });
+            }
+            ops
+        },
+        fence,
+    )
+    .await?;
+    Ok(ImportStep {
+        records,
+        created: stats.applied,
+        linked: stats.linked,
+        done,
+    })
+}
+
+/// What importing one type did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ImportReport {
+    /// Records imported by the list walk (general lane).
+    pub listed: u64,
+    /// Records imported by the search walk (search lane).
+    pub searched: u64,
+    /// List calls.
+    pub list_calls: u64,
+    /// Search calls.
+    pub search_calls: u64,
+}
+
+/// Imports a type to the end, resuming wherever an earlier import stopped. With
+/// `import_search_lane` set, two walks run at once and meet in the middle: list pages of 100
+/// from the lowest ids up on the general lane, and search pages of 200 from the highest ids
+/// down on the search lane, so the import runs at the sum of both budgets.
+///
+/// `on_page` sees every committed page; when it breaks, both walks stop after their current
+/// page (a later call resumes from the committed cursors) and `Ok(None)` is returned.
+pub async fn import_type(
+    engine: &Engine,
+    portal: PortalId,
+    ty: ObjectType,
+    tenure: Option<&Tenure>,
+    on_page: impl Fn(&ImportStep) -> ControlFlow<()>,
+) -> Result<Option<ImportReport>, EngineError> {
+    if import_done(engine, portal, ty).await? {
+        return Ok(Some(ImportReport::default()));
+    }
+    let report = Mutex::new(ImportReport::default());
+    let count = |step: &ImportStep, search: bool| {
+        let mut guard = report.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = &mut *guard;
+        let (records, calls) = if search {
+            (&mut r.searched, &mut r.search_calls)
+        } else {
+            (&mut r.listed, &mut r.list_calls)
+        };
+        *records += step.records as u64;
+        *calls += u64::from(step.records > 0 || !step.done);
+    };
+    // The search walk starts once the list walk's first page is in: a type that fits in one
+    // list page is then done without a search, and the walks overlap only where they meet.
+    let first_page = tokio::sync::Notify::new();
+    // Each walk says whether it ended (`true`) or was stopped (`false`).
+    let list_walk = async {
+        loop {
+            let step = import_step_fenced(engine, portal, ty, tenure).await?;
+            first_page.notify_one();
+            count(&step, false);
+            if step.done {
+                return Ok::<_, EngineError>(true);
+            }
+            if on_page(&step).is_break() {
+                return Ok(false);
+            }
+        }
+    };
+    let search_walk = async {
+        if !engine.settings.import_search_lane {
+            return Ok(true);
+        }
+        first_page.notified().await;
+        loop {
+            let step = import_search_step(engine, portal, ty, tenure).await?;
+            count(&step, true);
+            if step.done {
+                return Ok(true);
+            }
+            if on_page(&step).is_break() {
+                return Ok(false);
+            }
+        }
+    };
+    let (listed, searched) = tokio::try_join!(list_walk, search_walk)?;
+    if !(listed && searched) {
+        return Ok(None);
+    }
+    // Both walks are over (they may have ended at the same moment, each before seeing the
+    // other's end): the type is imported.
+    engine
+        .store
+        .set_cursor(
+            portal,
+            &import_cursor(ty),
+            IMPORTED,
+            tenure.map(Tenure::fence),
+        )
+        .await?;
+    Ok(Some(
+        report.into_inner().unwrap_or_else(PoisonError::into_inner),
+    ))
 }
 
 /// What an incremental pass found.
@@ -215,32 +499,43 @@ pub async fn incremental_pass_fenced(
             last_id = max;
         }
         let states = remote_states(engine, ty, page.results).await?;
-        let (mut ops, stats) =
-            apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
+        let finished = (count as u32) < SEARCH_PAGE;
+        let progress = |stats: &apply::PlanStats| {
+            let mut ops = if finished {
+                vec![
+                    ApplyOp::SetCursor {
+                        name: modified_cursor(ty),
+                        value: pass_start.to_string(),
+                    },
+                    ApplyOp::SetCursor {
+                        name: pass_cursor(ty),
+                        value: String::new(),
+                    },
+                ]
+            } else {
+                vec![ApplyOp::SetCursor {
+                    name: pass_cursor(ty),
+                    value: format!("{pass_start}:{window_start}:{last_id}"),
+                }]
+            };
+            if stats.applied > 0 {
+                ops.push(counter(counters::REPAIRED_LOCAL, stats.applied as i64));
+            }
+            ops
+        };
+        let stats = apply::plan_and_apply(
+            engine,
+            portal,
+            states,
+            apply::Source::Reconcile,
+            progress,
+            fence,
+        )
+        .await?;
         report.repaired_local += stats.applied;
         report.repaired_remote += stats.requeued;
         report.equal += stats.echoes;
         report.conflicts += stats.conflicts;
-        let finished = (count as u32) < SEARCH_PAGE;
-        if finished {
-            ops.push(ApplyOp::SetCursor {
-                name: modified_cursor(ty),
-                value: pass_start.to_string(),
-            });
-            ops.push(ApplyOp::SetCursor {
-                name: pass_cursor(ty),
-                value: String::new(),
-            });
-        } else {
-            ops.push(ApplyOp::SetCursor {
-                name: pass_cursor(ty),
-                value: format!("{pass_start}:{window_start}:{last_id}"),
-            });
-        }
-        if stats.applied > 0 {
-            ops.push(counter(counters::REPAIRED_LOCAL, stats.applied as i64));
-        }
-        store.apply_inbound(portal, ops, &[], fence).await?;
         if finished {
             metrics::histogram!("hubsync_reconcile_duration_seconds", "portal" => portal.to_string(), "object_type" => ty.plural())
                 .record(started.elapsed().as_secs_f64());
@@ -316,14 +611,25 @@ pub async fn full_pass(
                 report.missing_local += 1;
             }
         }
-        let (ops, stats) = apply::plan(engine, portal, states, apply::Source::Reconcile).await?;
+        let stats = if dry_run {
+            apply::plan(engine, portal, states, apply::Source::Reconcile)
+                .await?
+                .1
+        } else {
+            apply::plan_and_apply(
+                engine,
+                portal,
+                states,
+                apply::Source::Reconcile,
+                |_| Vec::new(),
+                None,
+            )
+            .await?
+        };
         report.repaired_local += stats.applied;
         report.repaired_remote += stats.requeued;
         report.equal += stats.echoes;
         report.conflicts += stats.conflicts;
-        if !dry_run {
-            store.apply_inbound(portal, ops, &[], None).await?;
-        }
         match page.next_after {
             Some(next) => after = Some(next),
             None => break,

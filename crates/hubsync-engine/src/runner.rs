@@ -161,10 +161,23 @@ impl Supervisor {
                 None
             }
         };
-        let portals = match self.engine.store.list_portals().await {
-            Ok(portals) => portals,
-            Err(error) => {
+        // The portal list comes from the main pool, which busy workers may hold: a slow answer
+        // must not delay the next round's renewals, so the round goes on without it.
+        let portals = match tokio::time::timeout(
+            self.period() / 2,
+            self.engine.store.list_portals(),
+        )
+        .await
+        {
+            Ok(Ok(portals)) => portals,
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot list the portals");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "listing the portals is slow (database busy); skipping this round's rebalancing"
+                );
                 return;
             }
         };
@@ -459,7 +472,7 @@ async fn on_error(
             tracing::warn!(portal = %portal, fence, "write refused: another process owns the portal now");
             return true;
         }
-        EngineError::LeaseExpired(_) => {
+        error if error.is_lease_expired() => {
             // The supervisor either renews the lease (the workers carry on) or stops them.
             tracing::debug!(portal = %portal, "lease not renewed in time: holding HubSpot writes");
             return pause(stop, Duration::from_millis(100)).await;
@@ -574,9 +587,17 @@ async fn reconcile_loop(
             if *stop.borrow() {
                 return;
             }
-            match reconcile::import_step_fenced(engine, portal, ty, tenure).await {
-                Ok(step) if step.done => break,
-                Ok(_) => failures = 0,
+            let stop_now = stop.clone();
+            let on_page = |_: &reconcile::ImportStep| {
+                if *stop_now.borrow() {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            };
+            match reconcile::import_type(engine, portal, ty, tenure, on_page).await {
+                Ok(Some(_)) => break,
+                Ok(None) => return,
                 Err(error) => {
                     if on_error(engine, portal, error, &mut failures, &mut stop).await {
                         return;

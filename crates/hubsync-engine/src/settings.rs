@@ -24,6 +24,10 @@ pub struct EngineSettings {
     pub inbound_lease: Duration,
     /// Conflict policies per object type (missing: latest-wins everywhere).
     pub policies: BTreeMap<ObjectType, PolicySet>,
+    /// Initial import: also walk the records through the search lane (200 a page, its own
+    /// 5 requests/s budget) from the highest ids down while the list walk comes up, so the
+    /// import runs at the sum of both budgets.
+    pub import_search_lane: bool,
     /// Incremental reconciliation: how far behind the cursor each pass looks again.
     pub reconcile_lookback: Duration,
     /// Incremental reconciliation: time between passes.
@@ -55,6 +59,7 @@ impl Default for EngineSettings {
             inbound_batch: 2000,
             inbound_lease: Duration::from_secs(60),
             policies: BTreeMap::new(),
+            import_search_lane: true,
             reconcile_lookback: Duration::from_secs(120),
             reconcile_interval: Duration::from_secs(300),
             association_reconcile_interval: Duration::from_secs(1800),

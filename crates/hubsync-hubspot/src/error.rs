@@ -320,6 +320,13 @@ pub enum ApiError {
     /// No portal with this id is registered with the client.
     #[error("portal {0} is not registered")]
     UnknownPortal(PortalId),
+    /// The handle's send guard refused the request right before it was to be sent (see
+    /// `PortalClient::with_send_guard`); nothing was sent.
+    #[error("request for portal {portal} withheld: the caller may no longer own the portal")]
+    Withheld {
+        /// The portal.
+        portal: PortalId,
+    },
 }
 
 impl ApiError {
@@ -349,7 +356,8 @@ impl ApiError {
         )
     }
 
-    /// Whether the portal as a whole cannot be served now (stop its workers).
+    /// Whether the portal as a whole cannot be served now (stop its workers). A withheld
+    /// request counts: nothing more may be sent for the portal by this caller.
     pub fn is_portal_blocked(&self) -> bool {
         matches!(
             self,
@@ -357,6 +365,7 @@ impl ApiError {
                 | ApiError::DailyLimit { .. }
                 | ApiError::CircuitOpen { .. }
                 | ApiError::Forbidden(_)
+                | ApiError::Withheld { .. }
         )
     }
 }

@@ -68,12 +68,17 @@ impl Default for CallOptions {
     }
 }
 
+/// Asked right before each send (after the wait for a budget slot): `false` withholds the
+/// request ([`ApiError::Withheld`]).
+pub type SendGuard = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// One portal's handle: cheap to clone; clones share budgets, auth and circuit.
 #[derive(Clone)]
 pub struct PortalClient {
     pub(crate) shared: Arc<Shared>,
     pub(crate) state: Arc<PortalState>,
     pub(crate) options: CallOptions,
+    pub(crate) guard: Option<SendGuard>,
 }
 
 impl std::fmt::Debug for PortalClient {
@@ -81,6 +86,7 @@ impl std::fmt::Debug for PortalClient {
         f.debug_struct("PortalClient")
             .field("portal", &self.state.portal)
             .field("options", &self.options)
+            .field("guarded", &self.guard.is_some())
             .finish()
     }
 }
@@ -111,6 +117,17 @@ impl PortalClient {
             shared,
             state,
             options,
+            guard: None,
+        }
+    }
+
+    /// This handle with a condition checked right before every request is sent, after any wait
+    /// for the budget: a worker whose right to write may have lapsed meanwhile (its portal
+    /// lease was not renewed in time) has the request withheld instead of sent late.
+    pub fn with_send_guard(&self, guard: SendGuard) -> PortalClient {
+        PortalClient {
+            guard: Some(guard),
+            ..self.clone()
         }
     }
 
@@ -236,6 +253,12 @@ impl PortalClient {
                 }));
             }
         };
+        if let Some(guard) = &self.guard
+            && !guard()
+        {
+            drop(permit);
+            return Outcome::Done(Err(ApiError::Withheld { portal }));
+        }
         if request.lane == LaneKind::General {
             state.daily.lock().record_send();
         }

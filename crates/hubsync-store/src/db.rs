@@ -244,6 +244,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Begins a write transaction (on SQLite `BEGIN IMMEDIATE`: the one writer).
     async fn begin(&self) -> Result<Self::Tx, StoreError>;
+    /// Begins a transaction for the lease table: on PostgreSQL on a small pool of its own, so
+    /// that queue work holding every connection of the main pool never delays a renewal.
+    async fn begin_lease(&self) -> Result<Self::Tx, StoreError> {
+        self.begin().await
+    }
     /// Commits it.
     async fn commit(tx: Self::Tx) -> Result<(), StoreError>;
     /// Runs a statement in the transaction; returns the rows affected.
@@ -374,10 +379,13 @@ impl Backend for SqliteDb {
 // PostgreSQL
 // ---------------------------------------------------------------------------------------------
 
-/// The PostgreSQL connection pool, and the outbox notifications it listens to.
+/// The PostgreSQL connection pools (queue work; leases), and the outbox notifications it
+/// listens to.
 #[derive(Debug, Clone)]
 pub struct PgDb {
     pub(crate) pool: sqlx::PgPool,
+    /// Lease acquisitions, renewals and releases only.
+    pub(crate) lease_pool: sqlx::PgPool,
     pub(crate) listener: Arc<crate::postgres::OutboxListener>,
 }
 
@@ -447,6 +455,9 @@ impl Backend for PgDb {
     async fn begin(&self) -> Result<Self::Tx, StoreError> {
         Ok(self.pool.begin().await?)
     }
+    async fn begin_lease(&self) -> Result<Self::Tx, StoreError> {
+        Ok(self.lease_pool.begin().await?)
+    }
     async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
         Ok(tx.commit().await?)
     }
@@ -480,5 +491,6 @@ impl Backend for PgDb {
     async fn close(&self) {
         self.listener.stop();
         self.pool.close().await;
+        self.lease_pool.close().await;
     }
 }

@@ -51,6 +51,16 @@ pub enum StoreError {
         /// The fence the write carried.
         fence: i64,
     },
+    /// A record changed between the read an apply was planned on and the apply itself (an app
+    /// write, an outbound acknowledgement or another apply came in between): nothing was
+    /// written, and the caller plans again from the current state.
+    #[error("{object_type} record {record} changed since the apply was planned")]
+    Stale {
+        /// The object type.
+        object_type: ObjectType,
+        /// The record (`local:<id>` or `hubspot:<id>`).
+        record: String,
+    },
     /// A stored value could not be read back (a hand-edited row, a foreign schema).
     #[error("corrupt value in {table}.{column}: {reason}")]
     Corrupt {
@@ -64,6 +74,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is [`StoreError::Stale`]: planning again from the current state will do.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, StoreError::Stale { .. })
+    }
+
     pub(crate) fn corrupt(table: &'static str, column: &str, reason: impl Into<String>) -> Self {
         StoreError::Corrupt {
             table,

@@ -33,8 +33,10 @@
 //! `_hubsync_apply_guard`, on PostgreSQL with `SET LOCAL hubsync.applying = 'on'`.
 
 pub mod association;
+mod batch;
 mod db;
 mod error;
+mod leases;
 mod migrations;
 pub mod model;
 mod postgres;
@@ -52,7 +54,7 @@ pub use association::{AssociationApplied, AssociationBase, AssociationOp, Associ
 pub use db::{Backend, PgDb, SqliteDb};
 pub use error::StoreError;
 pub use model::*;
-pub use postgres::PgStore;
+pub use postgres::{PgOptions, PgStore};
 pub use schema::check_fields;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
@@ -61,10 +63,16 @@ pub use store::Store;
 /// Opens the store a URL names: `sqlite://path?mode=rwc` (or `sqlite::memory:`) or
 /// `postgres://user@host/db`. Runs the embedded migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(url, PgOptions::default()).await
+}
+
+/// [`connect`], with the PostgreSQL pool settings to use if the URL names PostgreSQL (SQLite
+/// ignores them).
+pub async fn connect_with(url: &str, pg: PgOptions) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         "sqlite" => Ok(Arc::new(SqliteStore::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect_with(url, pg).await?)),
         other => Err(StoreError::UnsupportedUrl(other.to_owned())),
     }
 }

@@ -138,6 +138,10 @@ pub struct SyncState {
 /// None of these writes is captured into the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApplyOp {
+    /// Refuse the whole batch ([`StoreError::Stale`](crate::StoreError::Stale)) unless the
+    /// record is still as the planner read it. Every precondition of a batch is checked against
+    /// the state before any of its ops runs, which is the state the plan was made on.
+    Require(Precondition),
     /// Write HubSpot's fields to the app row and record the new sync state.
     Upsert(InboundUpsert),
     /// HubSpot deleted a record: soft-delete its app row (alias-aware), drop its pending,
@@ -198,6 +202,51 @@ pub enum ApplyOp {
         /// The new value.
         value: String,
     },
+}
+
+/// What a plan took for granted about one record; see [`ApplyOp::Require`].
+///
+/// A merge decided on a stale read would overwrite whatever came in between (an app edit, a
+/// newer HubSpot state applied by another worker, an outbound acknowledgement), so the apply
+/// checks the planner's view inside its transaction and the planner looks again on a mismatch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Precondition {
+    /// No app row, live or deleted, holds this HubSpot id (alias-aware): the plan creates one.
+    NoRow {
+        /// The object type.
+        object_type: ObjectType,
+        /// The HubSpot record.
+        hubspot_id: HubspotId,
+    },
+    /// The app row and its sync state are unchanged since they were read.
+    Unchanged {
+        /// The object type.
+        object_type: ObjectType,
+        /// The app row.
+        local_id: LocalId,
+        /// The row's `updated_at` as read (every app write moves it).
+        updated_at: Millis,
+        /// The record's sync state as read (`None`: it had none); boxed, it is the large part.
+        sync: Option<Box<SyncState>>,
+    },
+}
+
+impl Precondition {
+    /// The record it is about, for messages.
+    pub fn record(&self) -> String {
+        match self {
+            Precondition::NoRow { hubspot_id, .. } => format!("hubspot:{hubspot_id}"),
+            Precondition::Unchanged { local_id, .. } => format!("local:{}", local_id.0),
+        }
+    }
+
+    /// The object type it is about.
+    pub fn object_type(&self) -> ObjectType {
+        match self {
+            Precondition::NoRow { object_type, .. }
+            | Precondition::Unchanged { object_type, .. } => *object_type,
+        }
+    }
 }
 
 /// Writes HubSpot's state of one record to its app row.

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -19,14 +19,84 @@ pub type PgStore = SqlStore<PgDb>;
 /// The channel the capture trigger notifies.
 const CHANNEL: &str = "hubsync_outbox";
 
+/// How a [`PgStore`] uses its connections.
+///
+/// Queue work, the API and the app-facing reads share the main pool; lease acquisitions,
+/// renewals and releases have a small pool of their own, so a process whose workers hold every
+/// main connection still renews its leases on time. Waits for a connection are short, so that
+/// a database outage surfaces as errors within seconds (the workers back off and resume) rather
+/// than as steps that hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Connections of the main pool.
+    pub pool_size: u32,
+    /// Connections reserved for leases (at least one).
+    pub lease_pool_size: u32,
+    /// The longest a statement waits for a free connection (or for a new one to open) before
+    /// it fails.
+    pub acquire_timeout: Duration,
+    /// The longest a lease statement may run (a takeover waits for the commit of a fenced
+    /// transaction in flight); a blocked one fails and is tried again next round.
+    pub lease_statement_timeout: Duration,
+    /// The server ends a session that sits inside a transaction without sending anything for
+    /// this long (`idle_in_transaction_session_timeout`): a process paused or cut off
+    /// mid-transaction releases its row locks, so that it cannot hold up the process taking its
+    /// portals over.
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 10,
+            lease_pool_size: 2,
+            acquire_timeout: Duration::from_secs(5),
+            lease_statement_timeout: Duration::from_secs(1),
+            idle_in_transaction_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 impl SqlStore<PgDb> {
-    /// Connects to a `postgres://` URL and brings the schema up to date.
+    /// Connects to a `postgres://` URL with the default [`PgOptions`] and brings the schema up
+    /// to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        Self::connect_with(url, PgOptions::default()).await
+    }
+
+    /// Connects to a `postgres://` URL and brings the schema up to date.
+    pub async fn connect_with(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        let connect: PgConnectOptions = url.parse()?;
+        let idle_ms = options.idle_in_transaction_timeout.as_millis().max(1);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(
+                connect
+                    .clone()
+                    .options([("idle_in_transaction_session_timeout", idle_ms)]),
+            )
+            .await?;
+        let lease_ms = options.lease_statement_timeout.as_millis().max(1);
+        let lease_pool = PgPoolOptions::new()
+            .max_connections(options.lease_pool_size.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect.options([
+                ("statement_timeout", lease_ms),
+                ("lock_timeout", lease_ms),
+                ("idle_in_transaction_session_timeout", idle_ms),
+            ]));
         crate::migrations::postgres().run(&pool).await?;
-        tracing::info!(backend = "postgres", "store opened");
+        tracing::info!(
+            backend = "postgres",
+            pool_size = options.pool_size,
+            lease_pool_size = options.lease_pool_size,
+            acquire_timeout_ms = options.acquire_timeout.as_millis() as u64,
+            "store opened"
+        );
         Ok(SqlStore::new(PgDb {
             pool,
+            lease_pool,
             listener: Arc::new(OutboxListener::default()),
         }))
     }

@@ -13,14 +13,15 @@ use hubsync_core::{
 };
 use serde_json::{Value, json};
 
+use crate::batch::{self, Statement};
 use crate::db::{Arg, Backend, Dialect, Row, Sql};
 use crate::error::StoreError;
 use crate::model::{
     AckOutcome, ApiKey, AppDelivery, AppEndpoint, ApplyOp, ApplyResult, ConflictRecord, DeadLetter,
     DeadLetterSource, Fence, Filter, FilterOp, InboundUpsert, InboxEvent, InboxFailure,
     InboxInsert, InboxItem, ItemRange, LocalRecord, Millis, NewDeadLetter, OutboundAck,
-    OutboundFailure, OutboxClaim, OutboxOp, Portal, PortalAuth, PortalStatus, QueueDepths,
-    SyncState, now_ms,
+    OutboundFailure, OutboxClaim, OutboxOp, Portal, PortalAuth, PortalStatus, Precondition,
+    QueueDepths, SyncState, now_ms,
 };
 use crate::schema::{self, Binder, Kind};
 use crate::store::Store;
@@ -251,7 +252,9 @@ impl<B: Backend> SqlStore<B> {
             tx,
             pick::<B>(
                 "SELECT fence FROM leases WHERE portal_id = $1",
-                "SELECT fence FROM leases WHERE portal_id = $1 FOR SHARE",
+                // KEY SHARE: a takeover (`FOR UPDATE`) waits for this transaction, a renewal
+                // (a plain `UPDATE`) does not.
+                "SELECT fence FROM leases WHERE portal_id = $1 FOR KEY SHARE",
             ),
             vec![pid(portal)],
         )
@@ -267,6 +270,19 @@ impl<B: Backend> SqlStore<B> {
             });
         }
         Ok(())
+    }
+
+    /// Commits a portal worker's transaction if `fence` is still the portal's, else rolls it
+    /// back with [`StoreError::Fenced`]. The fence is checked last, so that a process paused in
+    /// the middle of a transaction (past its lease) cannot commit it after it wakes up, and
+    /// holds the lease row only for the commit itself: a takeover waits for the commit at most.
+    async fn commit_fenced(
+        mut tx: B::Tx,
+        portal: PortalId,
+        fence: Option<Fence>,
+    ) -> Result<(), StoreError> {
+        Self::check_fence(&mut tx, portal, fence).await?;
+        B::commit(tx).await
     }
 
     async fn notify_outbox(tx: &mut B::Tx, portal: PortalId) -> Result<(), StoreError> {
@@ -557,6 +573,100 @@ impl<B: Backend> SqlStore<B> {
         Self::insert_outbox_item(tx, portal, object_type, local_id, op, hubspot_id, now).await
     }
 
+    /// Checks every [`ApplyOp::Require`] of a batch before any of its ops runs (so against the
+    /// state the batch was planned on). On PostgreSQL the rows are locked in a fixed order, so
+    /// that they stay as checked until the commit and two appliers cannot deadlock on them.
+    async fn check_preconditions(
+        tx: &mut B::Tx,
+        portal: PortalId,
+        ops: &[ApplyOp],
+    ) -> Result<(), StoreError> {
+        let mut required: Vec<&Precondition> = ops
+            .iter()
+            .filter_map(|op| match op {
+                ApplyOp::Require(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        required.sort_by_key(|p| match p {
+            Precondition::Unchanged {
+                object_type,
+                local_id,
+                ..
+            } => (0, object_type.plural(), local_id.0),
+            Precondition::NoRow {
+                object_type,
+                hubspot_id,
+            } => (1, object_type.plural(), hubspot_id.0 as i64),
+        });
+        for precondition in required {
+            let holds = match precondition {
+                Precondition::NoRow {
+                    object_type,
+                    hubspot_id,
+                } => {
+                    let id = Self::resolve_alias_tx(tx, portal, *object_type, *hubspot_id).await?;
+                    if B::DIALECT == Dialect::Postgres {
+                        // There is no row to lock yet: two appliers that both plan to create
+                        // this record's row (the two import walks meeting, an event and a
+                        // reconcile pass) take turns here, and the second sees the first's row.
+                        B::exec(
+                            tx,
+                            Sql::Static(
+                                "SELECT pg_advisory_xact_lock(hashtextextended(\
+                                 'hubsync_record:' || $1::text || ':' || $2 || ':' || $3::text, 0))",
+                            ),
+                            vec![pid(portal), ty(*object_type), hid(id)],
+                        )
+                        .await?;
+                    }
+                    Self::rows_with_hubspot_id(tx, portal, *object_type, id, false)
+                        .await?
+                        .is_empty()
+                }
+                Precondition::Unchanged {
+                    object_type,
+                    local_id,
+                    updated_at,
+                    sync,
+                } => {
+                    let row = Self::load_record(tx, portal, *object_type, *local_id).await?;
+                    row.is_some_and(|r| r.updated_at == *updated_at)
+                        && Self::load_sync_state_tx(tx, portal, *object_type, *local_id)
+                            .await?
+                            .as_ref()
+                            == sync.as_deref()
+                }
+            };
+            if !holds {
+                return Err(StoreError::Stale {
+                    object_type: precondition.object_type(),
+                    record: precondition.record(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_sync_state_tx(
+        tx: &mut B::Tx,
+        portal: PortalId,
+        object_type: ObjectType,
+        local_id: LocalId,
+    ) -> Result<Option<SyncState>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id = $3{}",
+            for_update(B::DIALECT)
+        );
+        let rows = B::fetch(
+            tx,
+            Sql::Built(sql),
+            vec![pid(portal), ty(object_type), lid(local_id)],
+        )
+        .await?;
+        first(rows).map(|row| sync_state_from_row(&row)).transpose()
+    }
+
     async fn apply_upsert(
         tx: &mut B::Tx,
         portal: PortalId,
@@ -839,31 +949,44 @@ impl<B: Backend> SqlStore<B> {
         row.i64("dead_letters", "id")
     }
 
+    /// Stores `events` in multi-row `INSERT … ON CONFLICT DO NOTHING` statements (a few per
+    /// delivery instead of one per event), in the caller's transaction; returns how many were
+    /// new. An event already stored, or repeated within `events`, is skipped by its identity.
     async fn insert_inbox_tx(
         tx: &mut B::Tx,
-        event: &InboxEvent,
+        events: &[InboxEvent],
         now: Millis,
-    ) -> Result<bool, StoreError> {
-        let n = B::exec(
-            tx,
-            Sql::Static(
-                "INSERT INTO inbox (portal_id, identity, subscription_type, object_type, object_id, occurred_at, \
-                 payload, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (portal_id, identity) DO NOTHING",
-            ),
-            vec![
-                pid(event.portal),
-                event.identity().into(),
-                event.subscription_type.as_str().into(),
-                Arg::Text(event.object_type.map(|t| t.plural().to_owned())),
-                Arg::Text(event.object_id.map(|h| h.to_string())),
-                int(event.occurred_at),
-                json_arg(event.payload.clone()),
-                int(now),
-            ],
-        )
-        .await?;
-        Ok(n > 0)
+    ) -> Result<u64, StoreError> {
+        const COLUMNS: usize = 8;
+        let mut inserted = 0;
+        for range in batch::chunks(events.len(), COLUMNS, 0) {
+            let mut statement = Statement::new(B::DIALECT);
+            statement.push(
+                "INSERT INTO inbox (portal_id, identity, subscription_type, object_type, object_id, \
+                 occurred_at, received_at, payload) VALUES ",
+            );
+            for (i, event) in events[range].iter().enumerate() {
+                let payload = serde_json::to_string(&event.payload)
+                    .map_err(|e| StoreError::corrupt("inbox", "payload", e.to_string()))?;
+                statement.push(if i == 0 { "(" } else { ", (" });
+                for arg in [
+                    pid(event.portal),
+                    event.identity().into(),
+                    event.subscription_type.as_str().into(),
+                    Arg::Text(event.object_type.map(|t| t.plural().to_owned())),
+                    Arg::Text(event.object_id.map(|h| h.to_string())),
+                    int(event.occurred_at),
+                    int(now),
+                ] {
+                    statement.bind(arg).push(", ");
+                }
+                statement.bind_json_text(payload).push(")");
+            }
+            statement.push(" ON CONFLICT (portal_id, identity) DO NOTHING");
+            let (sql, args) = statement.finish();
+            inserted += B::exec(tx, sql, args).await?;
+        }
+        Ok(inserted)
     }
 }
 
@@ -1126,39 +1249,55 @@ fn coalesce_claims(rows: Vec<Row>) -> Result<Vec<OutboxClaim>, StoreError> {
     Ok(claims.into_iter().map(|(_, c)| c).collect())
 }
 
-/// A batch of acknowledgements as JSON rows, one per record (the last ack of a record wins;
-/// its items are removed up to the highest id acknowledged).
+/// JSON text of a value the store keeps as JSON (`base`, `base_ts`, payloads).
+fn json_text(
+    value: &impl serde::Serialize,
+    table: &'static str,
+    column: &str,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::corrupt(table, column, e.to_string()))
+}
+
+/// A batch of acknowledgements, one row per record (the last ack of a record wins; its items
+/// are removed up to the highest id acknowledged), written as multi-row statements.
 struct AckBatch {
-    /// `{t, l, u}`: outbox items to remove.
-    items: Vec<Value>,
-    /// `{t, l, h, b, ts, fp, o, r}`: sync states to record.
-    written: Vec<Value>,
-    /// `{l, h}` per object type: HubSpot ids to write to the app rows.
-    hubspot_ids: BTreeMap<ObjectType, Vec<Value>>,
-    /// `{t, l}`: sync states to remove.
-    deleted: Vec<Value>,
+    /// Outbox items to remove: object type, local id, up to which item id.
+    items: Vec<(ObjectType, LocalId, i64)>,
+    /// Sync states to record.
+    written: Vec<AckWritten>,
+    /// Sync states to remove.
+    deleted: Vec<(ObjectType, LocalId)>,
+}
+
+/// The sync state an [`AckOutcome::Written`] records, its JSON serialised once.
+struct AckWritten {
+    object_type: ObjectType,
+    local_id: LocalId,
+    hubspot_id: String,
+    base: String,
+    base_ts: String,
+    fp_sent: String,
+    origin: Option<String>,
+    remote_updated_at: Option<Millis>,
 }
 
 impl AckBatch {
-    fn new(acks: &[OutboundAck]) -> Self {
-        let mut last: BTreeMap<(ObjectType, LocalId), (i64, &AckOutcome)> = BTreeMap::new();
+    fn new(acks: Vec<OutboundAck>) -> Result<Self, StoreError> {
+        let mut last: BTreeMap<(ObjectType, LocalId), (i64, AckOutcome)> = BTreeMap::new();
         for ack in acks {
             let key = (ack.range.object_type, ack.range.local_id);
             let up_to = last.get(&key).map_or(ack.range.up_to_item_id, |(u, _)| {
                 (*u).max(ack.range.up_to_item_id)
             });
-            last.insert(key, (up_to, &ack.outcome));
+            last.insert(key, (up_to, ack.outcome));
         }
         let mut batch = AckBatch {
             items: Vec::with_capacity(last.len()),
             written: Vec::with_capacity(last.len()),
-            hubspot_ids: BTreeMap::new(),
             deleted: Vec::new(),
         };
         for ((object_type, local_id), (up_to, outcome)) in last {
-            let t = object_type.plural();
-            let l = local_id.get();
-            batch.items.push(json!({ "t": t, "l": l, "u": up_to }));
+            batch.items.push((object_type, local_id, up_to));
             match outcome {
                 AckOutcome::Written {
                     hubspot_id,
@@ -1167,22 +1306,167 @@ impl AckBatch {
                     fp_sent,
                     origin,
                     remote_updated_at,
-                } => {
-                    let h = hubspot_id.to_string();
-                    batch.written.push(json!({
-                        "t": t, "l": l, "h": h, "b": base, "ts": base_ts,
-                        "fp": fp_sent.to_hex(), "o": origin, "r": remote_updated_at,
-                    }));
-                    batch
-                        .hubspot_ids
-                        .entry(object_type)
-                        .or_default()
-                        .push(json!({ "l": l, "h": h }));
-                }
-                AckOutcome::Deleted => batch.deleted.push(json!({ "t": t, "l": l })),
+                } => batch.written.push(AckWritten {
+                    object_type,
+                    local_id,
+                    hubspot_id: hubspot_id.to_string(),
+                    base: json_text(&base, "sync_state", "base")?,
+                    base_ts: json_text(&base_ts, "sync_state", "base_ts")?,
+                    fp_sent: fp_sent.to_hex(),
+                    origin,
+                    remote_updated_at,
+                }),
+                AckOutcome::Deleted => batch.deleted.push((object_type, local_id)),
             }
         }
-        batch
+        Ok(batch)
+    }
+
+    /// The statements that record the batch, in order: remove the acknowledged outbox items;
+    /// free the HubSpot ids another row's stale sync state still claims (the unique index
+    /// allows one); upsert the sync states; write new HubSpot ids to the app rows; remove the
+    /// sync states of deleted records. On SQLite, `CROSS JOIN` and the unary `+` keep the
+    /// `VALUES` rows the outer loop, so each row is an index lookup rather than a scan of the
+    /// portal's rows.
+    fn statements(&self, dialect: Dialect, portal: PortalId, now: Millis) -> Vec<(Sql, Vec<Arg>)> {
+        let sqlite = dialect == Dialect::Sqlite;
+        let mut out = Vec::new();
+        for range in batch::chunks(self.items.len(), 3, 1) {
+            let mut s = Statement::new(dialect);
+            s.push(if sqlite {
+                "DELETE FROM outbox WHERE id IN (SELECT o.id FROM (VALUES "
+            } else {
+                "DELETE FROM outbox o USING (VALUES "
+            });
+            s.values(
+                self.items[range]
+                    .iter()
+                    .map(|(t, l, u)| [ty(*t), lid(*l), int(*u)]),
+            );
+            s.push(if sqlite {
+                ") AS j CROSS JOIN outbox AS o WHERE o.portal_id = "
+            } else {
+                ") AS j WHERE o.portal_id = "
+            });
+            s.bind(pid(portal)).push(
+                " AND o.object_type = j.column1 AND o.local_id = j.column2 AND o.id <= j.column3",
+            );
+            if sqlite {
+                s.push(")");
+            }
+            out.push(s.finish());
+        }
+        for range in batch::chunks(self.written.len(), 3, 1) {
+            let mut s = Statement::new(dialect);
+            s.push(if sqlite {
+                "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM (VALUES "
+            } else {
+                "DELETE FROM sync_state s USING (VALUES "
+            });
+            s.values(self.written[range].iter().map(|w| {
+                [
+                    ty(w.object_type),
+                    lid(w.local_id),
+                    w.hubspot_id.clone().into(),
+                ]
+            }));
+            s.push(if sqlite {
+                ") AS j CROSS JOIN sync_state AS s WHERE s.portal_id = "
+            } else {
+                ") AS j WHERE s.portal_id = "
+            });
+            s.bind(pid(portal)).push(
+                " AND s.object_type = j.column1 AND s.hubspot_id = j.column3 \
+                 AND s.local_id <> j.column2",
+            );
+            if sqlite {
+                s.push(")");
+            }
+            out.push(s.finish());
+        }
+        let json = if sqlite { "" } else { "::jsonb" };
+        for range in batch::chunks(self.written.len(), 8, 2) {
+            let mut s = Statement::new(dialect);
+            s.push(
+                "INSERT INTO sync_state (portal_id, object_type, local_id, hubspot_id, base, \
+                 base_ts, fp_sent, last_origin, remote_updated_at, synced_at) SELECT ",
+            );
+            s.bind(pid(portal)).push(&format!(
+                ", j.column1, j.column2, j.column3, j.column4{json}, j.column5{json}, \
+                 j.column6, j.column7, j.column8, "
+            ));
+            s.bind(int(now)).push(" FROM (VALUES ");
+            s.values(self.written[range].iter().map(|w| {
+                [
+                    ty(w.object_type),
+                    lid(w.local_id),
+                    w.hubspot_id.clone().into(),
+                    w.base.clone().into(),
+                    w.base_ts.clone().into(),
+                    w.fp_sent.clone().into(),
+                    w.origin.clone().into(),
+                    Arg::Int(w.remote_updated_at),
+                ]
+            }));
+            // `WHERE true` tells SQLite's parser the ON CONFLICT is the upsert's, not a join's.
+            s.push(
+                ") AS j WHERE true ON CONFLICT (portal_id, object_type, local_id) DO UPDATE SET \
+                 hubspot_id = excluded.hubspot_id, base = excluded.base, \
+                 base_ts = excluded.base_ts, fp_sent = excluded.fp_sent, \
+                 last_origin = excluded.last_origin, \
+                 remote_updated_at = coalesce(excluded.remote_updated_at, sync_state.remote_updated_at), \
+                 synced_at = excluded.synced_at",
+            );
+            out.push(s.finish());
+        }
+        for object_type in ObjectType::ALL {
+            let written: Vec<&AckWritten> = self
+                .written
+                .iter()
+                .filter(|w| w.object_type == object_type)
+                .collect();
+            let table = schema::table(object_type);
+            for range in batch::chunks(written.len(), 2, 1) {
+                let mut s = Statement::new(dialect);
+                s.push(&format!(
+                    "UPDATE {table} SET hubspot_id = j.column2 FROM (VALUES "
+                ));
+                s.values(
+                    written[range]
+                        .iter()
+                        .map(|w| [lid(w.local_id), w.hubspot_id.clone().into()]),
+                );
+                s.push(&format!(
+                    ") AS j WHERE {}{table}.portal_id = ",
+                    if sqlite { "+" } else { "" }
+                ));
+                s.bind(pid(portal)).push(&format!(
+                    " AND {table}.id = j.column1 AND {table}.hubspot_id IS DISTINCT FROM j.column2"
+                ));
+                out.push(s.finish());
+            }
+        }
+        for range in batch::chunks(self.deleted.len(), 2, 1) {
+            let mut s = Statement::new(dialect);
+            s.push(if sqlite {
+                "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM (VALUES "
+            } else {
+                "DELETE FROM sync_state s USING (VALUES "
+            });
+            s.values(self.deleted[range].iter().map(|(t, l)| [ty(*t), lid(*l)]));
+            s.push(if sqlite {
+                ") AS j CROSS JOIN sync_state AS s WHERE s.portal_id = "
+            } else {
+                ") AS j WHERE s.portal_id = "
+            });
+            s.bind(pid(portal))
+                .push(" AND s.object_type = j.column1 AND s.local_id = j.column2");
+            if sqlite {
+                s.push(")");
+            }
+            out.push(s.finish());
+        }
+        out
     }
 }
 
@@ -1329,11 +1613,10 @@ impl<B: Backend> Store for SqlStore<B> {
         for chunk in local_ids.chunks(500) {
             let mut binder = Binder::default();
             binder.bind(pid(portal));
-            let placeholders: Vec<String> = chunk.iter().map(|id| binder.bind(lid(*id))).collect();
+            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
             let sql = format!(
-                "{} AND id IN ({}) ORDER BY id",
-                Self::select_records(object_type),
-                placeholders.join(", ")
+                "{} AND id IN {ids} ORDER BY id",
+                Self::select_records(object_type)
             );
             out.extend(self.read_records(object_type, sql, binder.args).await?);
         }
@@ -1517,10 +1800,11 @@ impl<B: Backend> Store for SqlStore<B> {
             local_ids: Vec::with_capacity(ops.len()),
         };
         let mut tx = self.db.begin().await?;
-        Self::check_fence(&mut tx, portal, fence).await?;
+        Self::check_preconditions(&mut tx, portal, &ops).await?;
         B::start_apply(&mut tx).await?;
         for op in &ops {
             let local_id = match op {
+                ApplyOp::Require(_) => None,
                 ApplyOp::Upsert(upsert) => Self::apply_upsert(&mut tx, portal, upsert, now).await?,
                 ApplyOp::Delete {
                     object_type,
@@ -1585,7 +1869,7 @@ impl<B: Backend> Store for SqlStore<B> {
             B::exec(&mut tx, Sql::Built(sql), binder.args).await?;
         }
         B::end_apply(&mut tx).await?;
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(result)
     }
 
@@ -1687,89 +1971,16 @@ impl<B: Backend> Store for SqlStore<B> {
         if acks.is_empty() && fence.is_none() {
             return Ok(());
         }
-        let batch = AckBatch::new(&acks);
+        let batch = AckBatch::new(acks)?;
         let now = now_ms();
         let mut tx = self.db.begin().await?;
-        Self::check_fence(&mut tx, portal, fence).await?;
         B::start_apply(&mut tx).await?;
-        // A constant number of statements per batch: the acks travel as one JSON parameter.
-        // On SQLite, `CROSS JOIN` and the unary `+` keep the JSON rows the outer loop, so each
-        // ack is an index lookup rather than a scan of the portal's rows.
-        if !batch.items.is_empty() {
-            B::exec(
-                &mut tx,
-                pick::<B>(
-                    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM json_each($2) AS j CROSS JOIN outbox AS o \
-                     WHERE o.portal_id = $1 AND o.object_type = j.value ->> 't' \
-                     AND o.local_id = j.value ->> 'l' AND o.id <= j.value ->> 'u')",
-                    "DELETE FROM outbox o USING jsonb_to_recordset($2) AS j(t text, l bigint, u bigint) \
-                     WHERE o.portal_id = $1 AND o.object_type = j.t AND o.local_id = j.l AND o.id <= j.u",
-                ),
-                vec![pid(portal), json_arg(Value::Array(batch.items))],
-            )
-            .await?;
-        }
-        if !batch.written.is_empty() {
-            let written = Value::Array(batch.written);
-            // Another row's stale claim on a HubSpot id goes (the unique index allows one).
-            B::exec(
-                &mut tx,
-                pick::<B>(
-                    "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM json_each($2) AS j CROSS JOIN sync_state AS s \
-                     WHERE s.portal_id = $1 AND s.object_type = j.value ->> 't' AND s.hubspot_id = j.value ->> 'h' \
-                     AND s.local_id <> j.value ->> 'l')",
-                    "DELETE FROM sync_state s USING jsonb_to_recordset($2) AS j(t text, l bigint, h text) \
-                     WHERE s.portal_id = $1 AND s.object_type = j.t AND s.hubspot_id = j.h AND s.local_id <> j.l",
-                ),
-                vec![pid(portal), json_arg(written.clone())],
-            )
-            .await?;
-            B::exec(
-                &mut tx,
-                pick::<B>(
-                    include_str!("../queries/sqlite/ack_sync_state.sql"),
-                    include_str!("../queries/postgres/ack_sync_state.sql"),
-                ),
-                vec![pid(portal), json_arg(written), int(now)],
-            )
-            .await?;
-            for (object_type, ids) in batch.hubspot_ids {
-                let table = schema::table(object_type);
-                let sql = match B::DIALECT {
-                    Dialect::Sqlite => format!(
-                        "UPDATE {table} SET hubspot_id = j.h FROM (SELECT value ->> 'l' AS l, value ->> 'h' AS h \
-                         FROM json_each($2)) AS j WHERE +{table}.portal_id = $1 AND {table}.id = j.l \
-                         AND {table}.hubspot_id IS NOT j.h"
-                    ),
-                    Dialect::Postgres => format!(
-                        "UPDATE {table} SET hubspot_id = j.h FROM jsonb_to_recordset($2) AS j(l bigint, h text) \
-                         WHERE {table}.portal_id = $1 AND {table}.id = j.l \
-                         AND {table}.hubspot_id IS DISTINCT FROM j.h"
-                    ),
-                };
-                B::exec(
-                    &mut tx,
-                    Sql::Built(sql),
-                    vec![pid(portal), json_arg(Value::Array(ids))],
-                )
-                .await?;
-            }
-        }
-        if !batch.deleted.is_empty() {
-            B::exec(
-                &mut tx,
-                pick::<B>(
-                    "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM json_each($2) AS j CROSS JOIN sync_state AS s \
-                     WHERE s.portal_id = $1 AND s.object_type = j.value ->> 't' AND s.local_id = j.value ->> 'l')",
-                    "DELETE FROM sync_state s USING jsonb_to_recordset($2) AS j(t text, l bigint) \
-                     WHERE s.portal_id = $1 AND s.object_type = j.t AND s.local_id = j.l",
-                ),
-                vec![pid(portal), json_arg(Value::Array(batch.deleted))],
-            )
-            .await?;
+        // A few multi-row statements per batch, whatever its size.
+        for (sql, args) in batch.statements(B::DIALECT, portal, now) {
+            B::exec(&mut tx, sql, args).await?;
         }
         B::end_apply(&mut tx).await?;
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(())
     }
 
@@ -1777,6 +1988,7 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         portal: PortalId,
         failures: Vec<OutboundFailure>,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.db.begin().await?;
@@ -1841,7 +2053,7 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .await?;
         }
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(())
     }
 
@@ -1849,6 +2061,7 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         portal: PortalId,
         ranges: &[ItemRange],
+        fence: Option<Fence>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         for range in ranges {
@@ -1869,7 +2082,7 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .await?;
         }
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(())
     }
 
@@ -1925,18 +2138,18 @@ impl<B: Backend> Store for SqlStore<B> {
     // ----- inbox ---------------------------------------------------------------------------
 
     async fn insert_inbox(&self, events: &[InboxEvent]) -> Result<InboxInsert, StoreError> {
-        let now = now_ms();
-        let mut out = InboxInsert::default();
-        let mut tx = self.db.begin().await?;
-        for event in events {
-            if Self::insert_inbox_tx(&mut tx, event, now).await? {
-                out.inserted += 1;
-            } else {
-                out.duplicates += 1;
-            }
+        if events.is_empty() {
+            return Ok(InboxInsert::default());
         }
+        // The whole delivery in one transaction: stored entirely or not at all.
+        let mut tx = self.db.begin().await?;
+        let inserted = Self::insert_inbox_tx(&mut tx, events, now_ms()).await?;
         B::commit(tx).await?;
-        Ok(out)
+        let total = events.len() as u64;
+        Ok(InboxInsert {
+            inserted,
+            duplicates: total.saturating_sub(inserted),
+        })
     }
 
     async fn claim_inbox(
@@ -1984,6 +2197,7 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         portal: PortalId,
         failures: Vec<InboxFailure>,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.db.begin().await?;
@@ -2033,11 +2247,16 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .await?;
         }
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(())
     }
 
-    async fn release_inbox(&self, portal: PortalId, ids: &[i64]) -> Result<(), StoreError> {
+    async fn release_inbox(
+        &self,
+        portal: PortalId,
+        ids: &[i64],
+        fence: Option<Fence>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         for id in ids {
             B::exec(
@@ -2051,7 +2270,7 @@ impl<B: Backend> Store for SqlStore<B> {
             )
             .await?;
         }
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(())
     }
 
@@ -2096,11 +2315,10 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut binder = Binder::default();
             binder.bind(pid(portal));
             binder.bind(ty(object_type));
-            let placeholders: Vec<String> = chunk.iter().map(|id| binder.bind(lid(*id))).collect();
+            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
             let sql = format!(
-                "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN ({})",
-                SYNC_STATE_COLUMNS.join(", "),
-                placeholders.join(", ")
+                "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN {ids}",
+                SYNC_STATE_COLUMNS.join(", ")
             );
             for row in self.read_many(sql, SYNC_STATE_COLUMNS, binder.args).await? {
                 out.push(sync_state_from_row(&row)?);
@@ -2134,16 +2352,15 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut binder = Binder::default();
             binder.bind(pid(portal));
             binder.bind(ty(object_type));
-            let placeholders: Vec<String> = chunk.iter().map(|id| binder.bind(lid(*id))).collect();
+            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
             let sql = format!(
                 "SELECT json_group_array(json_object('r', json_object({}), 's', \
                  json(CASE WHEN s.local_id IS NULL THEN NULL ELSE json_object({}) END))) AS rows \
-                 FROM ({} AND id IN ({})) AS r LEFT JOIN sync_state AS s \
+                 FROM ({} AND id IN {ids}) AS r LEFT JOIN sync_state AS s \
                  ON s.portal_id = $1 AND s.object_type = $2 AND s.local_id = r.id",
                 record_pairs.join(", "),
                 state_pairs.join(", "),
-                Self::select_records(object_type),
-                placeholders.join(", ")
+                Self::select_records(object_type)
             );
             let Some(row) = self.read_one(Sql::Built(sql), binder.args).await? else {
                 continue;
@@ -2206,14 +2423,15 @@ impl<B: Backend> Store for SqlStore<B> {
 
     // ----- dead letters --------------------------------------------------------------------
 
-    async fn add_dead_letter(
+    async fn add_dead_letter_fenced(
         &self,
         portal: PortalId,
         letter: &NewDeadLetter,
+        fence: Option<Fence>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.db.begin().await?;
         let id = Self::insert_dead_letter_tx(&mut tx, portal, letter, now_ms()).await?;
-        B::commit(tx).await?;
+        Self::commit_fenced(tx, portal, fence).await?;
         Ok(id)
     }
 
@@ -2390,10 +2608,11 @@ impl<B: Backend> Store for SqlStore<B> {
         portal: PortalId,
         name: &str,
         value: &str,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         Self::set_cursor_tx(&mut tx, portal, name, value).await?;
-        B::commit(tx).await
+        Self::commit_fenced(tx, portal, fence).await
     }
 
     async fn add_counter(
@@ -2653,55 +2872,7 @@ impl<B: Backend> Store for SqlStore<B> {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Fence>, StoreError> {
-        let now = now_ms();
-        let expires = now.saturating_add(millis(ttl));
-        let mut tx = self.db.begin().await?;
-        let rows = B::fetch(
-            &mut tx,
-            Sql::Built(format!(
-                "SELECT owner, fence, expires_at FROM leases WHERE portal_id = $1{}",
-                for_update(B::DIALECT)
-            )),
-            vec![pid(portal)],
-        )
-        .await?;
-        let fence = match first(rows) {
-            None => {
-                let n = B::exec(
-                    &mut tx,
-                    Sql::Static(
-                        "INSERT INTO leases (portal_id, owner, fence, expires_at) VALUES ($1, $2, 1, $3) \
-                         ON CONFLICT (portal_id) DO NOTHING",
-                    ),
-                    vec![pid(portal), owner.into(), int(expires)],
-                )
-                .await?;
-                (n > 0).then_some(Fence(1))
-            }
-            Some(row) => {
-                let holder = row.text("leases", "owner")?;
-                let fence = row.i64("leases", "fence")?;
-                let expires_at = row.i64("leases", "expires_at")?;
-                if holder == owner || expires_at < now {
-                    B::exec(
-                        &mut tx,
-                        Sql::Static(
-                            "UPDATE leases SET owner = $2, fence = fence + 1, expires_at = $3 WHERE portal_id = $1",
-                        ),
-                        vec![pid(portal), owner.into(), int(expires)],
-                    )
-                    .await?;
-                    Some(Fence(fence + 1))
-                } else {
-                    None
-                }
-            }
-        };
-        B::commit(tx).await?;
-        if let Some(fence) = fence {
-            tracing::info!(portal = %portal, owner, fence = fence.0, "lease acquired");
-        }
-        Ok(fence)
+        self.lease_try_acquire(portal, owner, ttl).await
     }
 
     async fn renew_lease(
@@ -2711,14 +2882,7 @@ impl<B: Backend> Store for SqlStore<B> {
         fence: Fence,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let expires = now_ms().saturating_add(millis(ttl));
-        let n = self
-            .write(
-                "UPDATE leases SET expires_at = $4 WHERE portal_id = $1 AND owner = $2 AND fence = $3",
-                vec![pid(portal), owner.into(), int(fence.0), int(expires)],
-            )
-            .await?;
-        Ok(n > 0)
+        self.lease_renew(portal, owner, fence, ttl).await
     }
 
     async fn release_lease(
@@ -2727,12 +2891,6 @@ impl<B: Backend> Store for SqlStore<B> {
         owner: &str,
         fence: Fence,
     ) -> Result<(), StoreError> {
-        // The row stays (expired) so that the next owner's fence is higher than this one.
-        self.write(
-            "UPDATE leases SET expires_at = 0 WHERE portal_id = $1 AND owner = $2 AND fence = $3",
-            vec![pid(portal), owner.into(), int(fence.0)],
-        )
-        .await?;
-        Ok(())
+        self.lease_release(portal, owner, fence).await
     }
 }

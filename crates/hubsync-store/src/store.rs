@@ -171,17 +171,21 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
         fence: Option<Fence>,
     ) -> Result<(), StoreError>;
     /// Records failed pushes, in one transaction: a retryable failure releases its items until
-    /// `retry_at`; any other moves them to the dead-letter table.
+    /// `retry_at`; any other moves them to the dead-letter table. Refused
+    /// ([`StoreError::Fenced`]) if `fence` is given and the portal's lease has moved past it.
     async fn fail_outbound(
         &self,
         portal: PortalId,
         failures: Vec<OutboundFailure>,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError>;
-    /// Returns claimed items unprocessed (shutdown), without counting an attempt.
+    /// Returns claimed items unprocessed (shutdown), without counting an attempt. Fenced like
+    /// [`Store::fail_outbound`].
     async fn release_outbox(
         &self,
         portal: PortalId,
         ranges: &[ItemRange],
+        fence: Option<Fence>,
     ) -> Result<(), StoreError>;
     /// The record's `hubsync_id`, generated and persisted on first use, so that a create retried
     /// after a crash reuses it.
@@ -211,14 +215,21 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
         worker: &str,
     ) -> Result<Vec<InboxItem>, StoreError>;
     /// Records events that failed: a retryable one is released until `retry_at`, any other is
-    /// moved to the dead-letter table (with the raw event).
+    /// moved to the dead-letter table (with the raw event). Fenced like [`Store::fail_outbound`].
     async fn fail_inbox(
         &self,
         portal: PortalId,
         failures: Vec<InboxFailure>,
+        fence: Option<Fence>,
     ) -> Result<(), StoreError>;
-    /// Returns claimed events unprocessed, without counting an attempt.
-    async fn release_inbox(&self, portal: PortalId, ids: &[i64]) -> Result<(), StoreError>;
+    /// Returns claimed events unprocessed, without counting an attempt. Fenced like
+    /// [`Store::fail_outbound`].
+    async fn release_inbox(
+        &self,
+        portal: PortalId,
+        ids: &[i64],
+        fence: Option<Fence>,
+    ) -> Result<(), StoreError>;
     /// Portals with claimable inbox events.
     async fn portals_with_pending_inbox(&self) -> Result<Vec<PortalId>, StoreError>;
 
@@ -268,11 +279,21 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
 
     // ----- dead letters ----------------------------------------------------------------------
 
-    /// Parks a failed item (the capture and reconcile paths).
+    /// Parks a failed item (the capture and reconcile paths); [`Store::add_dead_letter_fenced`]
+    /// without a fence.
     async fn add_dead_letter(
         &self,
         portal: PortalId,
         letter: &NewDeadLetter,
+    ) -> Result<i64, StoreError> {
+        self.add_dead_letter_fenced(portal, letter, None).await
+    }
+    /// Parks a failed item; for a portal's workers, fenced like [`Store::fail_outbound`].
+    async fn add_dead_letter_fenced(
+        &self,
+        portal: PortalId,
+        letter: &NewDeadLetter,
+        fence: Option<Fence>,
     ) -> Result<i64, StoreError>;
     /// Dead letters, newest first, with `id < before` when given.
     async fn list_dead_letters(
@@ -305,9 +326,14 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
     ) -> Result<Vec<ConflictRecord>, StoreError>;
     /// A cursor's value.
     async fn get_cursor(&self, portal: PortalId, name: &str) -> Result<Option<String>, StoreError>;
-    /// Sets a cursor.
-    async fn set_cursor(&self, portal: PortalId, name: &str, value: &str)
-    -> Result<(), StoreError>;
+    /// Sets a cursor. Fenced like [`Store::fail_outbound`].
+    async fn set_cursor(
+        &self,
+        portal: PortalId,
+        name: &str,
+        value: &str,
+        fence: Option<Fence>,
+    ) -> Result<(), StoreError>;
     /// Adds `delta` to a durable counter.
     async fn add_counter(&self, portal: PortalId, name: &str, delta: i64)
     -> Result<(), StoreError>;
@@ -363,7 +389,8 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
     // ----- leases (scale-out) ----------------------------------------------------------------
 
     /// Takes a portal's lease for `ttl` if it is free, expired or already `owner`'s. Returns the
-    /// new fence, or `None` if another owner holds it.
+    /// new fence, or `None` if another owner holds it. Expiry is reckoned on the database's clock
+    /// where there is one server (PostgreSQL), so the callers' clocks need not agree.
     async fn try_acquire_lease(
         &self,
         portal: PortalId,

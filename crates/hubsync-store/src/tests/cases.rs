@@ -255,7 +255,7 @@ pub async fn claims_coalesce_all_items_of_a_record(h: Harness) {
 
     let limited = {
         h.store
-            .release_outbox(P, &[claims[0].range(), claims[1].range()])
+            .release_outbox(P, &[claims[0].range(), claims[1].range()], None)
             .await
             .unwrap();
         h.store.claim_outbox(P, 1, LONG, "w").await.unwrap()
@@ -374,7 +374,7 @@ pub async fn released_claims_are_claimable_at_once(h: Harness) {
     app_insert_contact(&h, "A", "a@example.com").await;
     let claims = claim_all(&h, "w1").await;
     h.store
-        .release_outbox(P, &[claims[0].range()])
+        .release_outbox(P, &[claims[0].range()], None)
         .await
         .unwrap();
     let again = claim_all(&h, "w2").await;
@@ -392,7 +392,7 @@ pub async fn retryable_failure_waits_until_retry_at(h: Harness) {
         retry_at: Some(now_ms() + 60_000),
         payload: Value::Null,
     };
-    h.store.fail_outbound(P, vec![failure]).await.unwrap();
+    h.store.fail_outbound(P, vec![failure], None).await.unwrap();
     assert!(claim_all(&h, "w").await.is_empty(), "not before retry_at");
     assert_eq!(outbox_depth(&h).await, 1);
     assert_eq!(h.store.queue_depths(P).await.unwrap().dead_letters, 0);
@@ -403,7 +403,7 @@ pub async fn retryable_failure_waits_until_retry_at(h: Harness) {
         retry_at: Some(now_ms() - 1),
         payload: Value::Null,
     };
-    h.store.fail_outbound(P, vec![failure]).await.unwrap();
+    h.store.fail_outbound(P, vec![failure], None).await.unwrap();
     assert_eq!(claim_all(&h, "w").await.len(), 1);
 }
 
@@ -419,7 +419,7 @@ pub async fn failed_push_is_dead_lettered_and_can_be_retried_or_dropped(h: Harne
         retry_at: None,
         payload: json!({"status": 400}),
     };
-    h.store.fail_outbound(P, vec![failure]).await.unwrap();
+    h.store.fail_outbound(P, vec![failure], None).await.unwrap();
     assert_eq!(outbox_depth(&h).await, 0, "the items left the outbox");
 
     let letters = h.store.list_dead_letters(P, None, 10).await.unwrap();
@@ -468,7 +468,7 @@ pub async fn failed_push_is_dead_lettered_and_can_be_retried_or_dropped(h: Harne
         retry_at: None,
         payload: Value::Null,
     };
-    h.store.fail_outbound(P, vec![failure]).await.unwrap();
+    h.store.fail_outbound(P, vec![failure], None).await.unwrap();
     let id = h.store.list_dead_letters(P, None, 10).await.unwrap()[0].id;
     assert!(h.store.drop_dead_letter(P, id).await.unwrap());
     assert!(!h.store.drop_dead_letter(P, id).await.unwrap());
@@ -532,7 +532,7 @@ pub async fn failed_inbound_event_is_dead_lettered_and_retried_into_the_inbox(h:
         category: "mapping".into(),
         retry_at: None,
     };
-    h.store.fail_inbox(P, vec![failure]).await.unwrap();
+    h.store.fail_inbox(P, vec![failure], None).await.unwrap();
     let depths = h.store.queue_depths(P).await.unwrap();
     assert_eq!((depths.inbox, depths.dead_letters), (0, 1));
 
@@ -552,6 +552,131 @@ pub async fn failed_inbound_event_is_dead_lettered_and_retried_into_the_inbox(h:
 }
 
 // ----- inbox ------------------------------------------------------------------------------
+
+/// A delivery larger than one multi-row statement: stored whole, each event once, duplicates
+/// within the delivery and redeliveries counted as such.
+pub async fn large_deliveries_are_stored_once_per_event(h: Harness) {
+    let mut delivery: Vec<InboxEvent> = (0..150)
+        .map(|i| event(100 + i, Some("email"), 1_000 + i as i64, i as i64))
+        .collect();
+    delivery.push(delivery[3].clone());
+    delivery.push(delivery[149].clone());
+    let first = h.store.insert_inbox(&delivery).await.unwrap();
+    assert_eq!(
+        first,
+        InboxInsert {
+            inserted: 150,
+            duplicates: 2
+        }
+    );
+    let mut redelivery = delivery[..140].to_vec();
+    redelivery.push(event(999, Some("email"), 5, 5));
+    let again = h.store.insert_inbox(&redelivery).await.unwrap();
+    assert_eq!(
+        again,
+        InboxInsert {
+            inserted: 1,
+            duplicates: 140
+        }
+    );
+    assert_eq!(h.store.queue_depths(P).await.unwrap().inbox, 151);
+    let claimed = h.store.claim_inbox(P, 1_000, LONG, "w").await.unwrap();
+    assert_eq!(claimed.len(), 151);
+    let stored = claimed
+        .iter()
+        .find(|item| item.object_id == Some(HubspotId(103)))
+        .expect("stored event");
+    assert_eq!(stored.identity, delivery[3].identity());
+    assert_eq!(stored.payload, delivery[3].payload);
+    assert_eq!(stored.occurred_at, 1_003);
+}
+
+/// An acknowledgement batch larger than one multi-row statement records every record: items
+/// removed, sync states written or removed, HubSpot ids on the rows, and a stale claim on a
+/// HubSpot id released.
+pub async fn large_ack_batches_record_every_record(h: Harness) {
+    h.app
+        .exec(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) \
+             INSERT INTO contacts (portal_id, first_name) SELECT $1, 'C' || i FROM n",
+            vec![p(P)],
+        )
+        .await;
+    let claims = h.store.claim_outbox(P, 1_000, LONG, "w").await.unwrap();
+    assert_eq!(claims.len(), 300);
+    // The first record holds HubSpot id 5000 from an earlier push; the last record's push
+    // now gets that id (HubSpot merged them), so the first one's claim on it is stale.
+    let holder = claims[0].local_id;
+    h.store
+        .ack_outbound(
+            P,
+            vec![OutboundAck {
+                range: claims[0].range(),
+                outcome: written(5_000, fields(&[("first_name", json!("C1"))])),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let acks: Vec<OutboundAck> = claims[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, claim)| OutboundAck {
+            range: claim.range(),
+            outcome: if i % 10 == 0 {
+                AckOutcome::Deleted
+            } else if i == claims.len() - 2 {
+                written(5_000, fields(&[("first_name", json!("last"))]))
+            } else {
+                written(
+                    10_000 + i as u64,
+                    fields(&[("first_name", json!(format!("C{}", i + 2)))]),
+                )
+            },
+        })
+        .collect();
+    h.store.ack_outbound(P, acks, None).await.unwrap();
+    assert_eq!(outbox_depth(&h).await, 0);
+    assert_eq!(
+        h.store
+            .get_sync_state(P, ObjectType::Contacts, holder)
+            .await
+            .unwrap(),
+        None,
+        "the stale claim on the HubSpot id is gone"
+    );
+    let ids: Vec<LocalId> = claims[1..].iter().map(|c| c.local_id).collect();
+    let loaded = h
+        .store
+        .get_records_with_sync_states(P, ObjectType::Contacts, &ids)
+        .await
+        .unwrap();
+    assert_eq!(loaded.len(), 299);
+    for (i, (record, state)) in loaded.iter().enumerate() {
+        if i % 10 == 0 {
+            assert_eq!(
+                *state, None,
+                "deleted: no sync state for {}",
+                record.local_id
+            );
+            continue;
+        }
+        let state = state.as_ref().expect("sync state");
+        let expected = if i == 298 { 5_000 } else { 10_000 + i as u64 };
+        assert_eq!(state.hubspot_id, Some(HubspotId(expected)));
+        assert_eq!(record.hubspot_id, Some(HubspotId(expected)));
+        assert_eq!(state.remote_updated_at, Some(2_000));
+        assert_eq!(state.last_origin.as_deref(), Some("hubsync:1"));
+        let name = if i == 298 {
+            "last".to_owned()
+        } else {
+            format!("C{}", i + 2)
+        };
+        let base = fields(&[("first_name", json!(name))]);
+        assert_eq!(state.base.as_ref(), Some(&base));
+        assert_eq!(state.fp_sent, Some(Fingerprint::of(&base)));
+    }
+}
 
 pub async fn inbox_stores_a_redelivered_event_once(h: Harness) {
     let e = event(5, Some("email"), 1_000, 42);
@@ -631,7 +756,10 @@ pub async fn inbox_claims_recover_after_a_crash(h: Harness) {
     let recovered = h.store.claim_inbox(P, 10, LONG, "w2").await.unwrap();
     assert_eq!(recovered.len(), 2);
     assert!(recovered.iter().all(|i| i.attempts == 2));
-    h.store.release_inbox(P, &[recovered[0].id]).await.unwrap();
+    h.store
+        .release_inbox(P, &[recovered[0].id], None)
+        .await
+        .unwrap();
     let released = h.store.claim_inbox(P, 10, LONG, "w3").await.unwrap();
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].id, recovered[0].id);
@@ -725,6 +853,144 @@ pub async fn apply_inbound_creates_and_updates_rows_with_sync_state(h: Harness) 
     let claims = claim_all(&h, "w").await;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].hubspot_id, Some(HubspotId(300)));
+}
+
+pub async fn apply_is_refused_when_its_record_changed_since_the_plan(h: Harness) {
+    let id = create_synced(&h, 910, &[("title", json!("A"))]).await;
+    let row = h
+        .store
+        .get_record(P, ObjectType::Contacts, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let sync = h
+        .store
+        .get_sync_state(P, ObjectType::Contacts, id)
+        .await
+        .unwrap();
+    let unchanged = ApplyOp::Require(Precondition::Unchanged {
+        object_type: ObjectType::Contacts,
+        local_id: id,
+        updated_at: row.updated_at,
+        sync: sync.clone().map(Box::new),
+    });
+    let plan = vec![
+        unchanged.clone(),
+        upsert(Some(id), 910, &[("title", json!("B"))]),
+    ];
+
+    // The app writes the row after the plan read it: the whole batch is refused.
+    app_set_title(&h, id, "app").await;
+    let error = h.store.apply_inbound(P, plan, &[], None).await.unwrap_err();
+    assert!(error.is_stale(), "{error}");
+    let record = h
+        .store
+        .get_record(P, ObjectType::Contacts, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.fields.get("title"), &json!("app"));
+
+    // Another apply changed the sync state after the plan read it.
+    h.store
+        .apply_inbound(
+            P,
+            vec![upsert(Some(id), 910, &[("title", json!("C"))])],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let row = h
+        .store
+        .get_record(P, ObjectType::Contacts, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stale_sync = ApplyOp::Require(Precondition::Unchanged {
+        object_type: ObjectType::Contacts,
+        local_id: id,
+        updated_at: row.updated_at,
+        sync: sync.map(Box::new),
+    });
+    let error = h
+        .store
+        .apply_inbound(
+            P,
+            vec![stale_sync, upsert(Some(id), 910, &[("title", json!("D"))])],
+            &[],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.is_stale(), "{error}");
+
+    // A plan made on the current state applies.
+    let current = ApplyOp::Require(Precondition::Unchanged {
+        object_type: ObjectType::Contacts,
+        local_id: id,
+        updated_at: row.updated_at,
+        sync: h
+            .store
+            .get_sync_state(P, ObjectType::Contacts, id)
+            .await
+            .unwrap()
+            .map(Box::new),
+    });
+    h.store
+        .apply_inbound(
+            P,
+            vec![current, upsert(Some(id), 910, &[("title", json!("D"))])],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let record = h
+        .store
+        .get_record(P, ObjectType::Contacts, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.fields.get("title"), &json!("D"));
+
+    // A create planned while no row held the id is refused once one does; checked against the
+    // state before the batch, so a batch that merges a row onto the id first still applies.
+    let no_row = ApplyOp::Require(Precondition::NoRow {
+        object_type: ObjectType::Contacts,
+        hubspot_id: HubspotId(910),
+    });
+    let error = h
+        .store
+        .apply_inbound(
+            P,
+            vec![no_row, upsert(None, 910, &[("title", json!("E"))])],
+            &[],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.is_stale(), "{error}");
+    let fresh_id = ApplyOp::Require(Precondition::NoRow {
+        object_type: ObjectType::Contacts,
+        hubspot_id: HubspotId(911),
+    });
+    h.store
+        .apply_inbound(
+            P,
+            vec![fresh_id, upsert(None, 911, &[("title", json!("F"))])],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.store
+            .find_by_hubspot_id(P, ObjectType::Contacts, HubspotId(911))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 pub async fn inbound_delete_soft_deletes_the_row(h: Harness) {
@@ -951,11 +1217,11 @@ pub async fn conflicts_are_recorded_and_listed_newest_first(h: Harness) {
 pub async fn cursors_counters_and_queue_depths(h: Harness) {
     assert_eq!(h.store.get_cursor(P, "contacts.walk").await.unwrap(), None);
     h.store
-        .set_cursor(P, "contacts.walk", "1700000000000")
+        .set_cursor(P, "contacts.walk", "1700000000000", None)
         .await
         .unwrap();
     h.store
-        .set_cursor(P, "contacts.walk", "1700000000500")
+        .set_cursor(P, "contacts.walk", "1700000000500", None)
         .await
         .unwrap();
     assert_eq!(
@@ -1512,6 +1778,85 @@ pub async fn leases_fence_out_a_stale_owner(h: Harness) {
     assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
     let stale_ack = h.store.ack_outbound(P, vec![], Some(f1)).await;
     assert!(matches!(stale_ack, Err(StoreError::Fenced { .. })));
+    // Every other write a portal's workers make is fenced too.
+    app_insert_contact(&h, "A", "a@example.com").await;
+    let claims = claim_all(&h, "b").await;
+    let range = claims[0].range();
+    let failure = |retry_at| OutboundFailure {
+        range,
+        reason: "HubSpot 500".into(),
+        category: "server".into(),
+        retry_at,
+        payload: Value::Null,
+    };
+    let fenced = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Fenced { .. }));
+    assert!(fenced(
+        h.store
+            .fail_outbound(P, vec![failure(None)], Some(f1))
+            .await
+    ));
+    assert!(fenced(
+        h.store
+            .fail_outbound(P, vec![failure(Some(now_ms()))], Some(f1))
+            .await
+    ));
+    assert!(fenced(h.store.release_outbox(P, &[range], Some(f1)).await));
+    assert!(fenced(h.store.release_inbox(P, &[1], Some(f1)).await));
+    let inbox_failure = InboxFailure {
+        id: 1,
+        reason: "mapping failed".into(),
+        category: "mapping".into(),
+        retry_at: None,
+    };
+    assert!(fenced(
+        h.store
+            .fail_inbox(P, vec![inbox_failure.clone()], Some(f1))
+            .await
+    ));
+    assert!(fenced(
+        h.store.set_cursor(P, "contacts.walk", "1", Some(f1)).await
+    ));
+    let letter = NewDeadLetter {
+        source: DeadLetterSource::Capture,
+        object_type: Some(ObjectType::Contacts),
+        local_id: None,
+        hubspot_id: None,
+        reason: "stale".into(),
+        category: "mapping".into(),
+        payload: Value::Null,
+        attempts: 0,
+    };
+    assert!(matches!(
+        h.store.add_dead_letter_fenced(P, &letter, Some(f1)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let depths = h.store.queue_depths(P).await.unwrap();
+    assert_eq!(
+        (depths.outbox, depths.dead_letters),
+        (1, 0),
+        "the fenced writes left nothing"
+    );
+    assert!(claim_all(&h, "b").await.is_empty(), "still claimed by b");
+    assert_eq!(h.store.get_cursor(P, "contacts.walk").await.unwrap(), None);
+    // The current owner's writes go through.
+    h.store
+        .set_cursor(P, "contacts.walk", "2", Some(f2))
+        .await
+        .unwrap();
+    h.store.release_outbox(P, &[range], Some(f2)).await.unwrap();
+    h.store.release_inbox(P, &[1], Some(f2)).await.unwrap();
+    h.store
+        .fail_inbox(P, vec![inbox_failure], Some(f2))
+        .await
+        .unwrap();
+    h.store
+        .fail_outbound(P, vec![failure(Some(now_ms()))], Some(f2))
+        .await
+        .unwrap();
+    h.store
+        .add_dead_letter_fenced(P, &letter, Some(f2))
+        .await
+        .unwrap();
     assert!(
         h.store.counters(P).await.unwrap().is_empty(),
         "the fenced write left nothing"
@@ -1538,6 +1883,47 @@ pub async fn leases_fence_out_a_stale_owner(h: Harness) {
             .is_some(),
         "per portal"
     );
+}
+
+/// PostgreSQL: a transaction holding a fenced write open does not delay the portal's lease
+/// renewal, but a takeover waits for it (so no fenced write commits after a takeover).
+pub async fn lease_renewals_do_not_wait_for_fenced_writes(h: Harness) {
+    use crate::db::{Backend, Sql};
+    let super::AppDb::Postgres(db) = &h.app else {
+        return; // SQLite: one writer, one process.
+    };
+    let f1 = h
+        .store
+        .try_acquire_lease(P, "a", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    // What a fenced write holds until it commits.
+    let mut tx = db.begin().await.unwrap();
+    let rows = crate::db::PgDb::fetch(
+        &mut tx,
+        Sql::Static("SELECT fence FROM leases WHERE portal_id = $1 FOR KEY SHARE"),
+        vec![p(P)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(2),
+        h.store.renew_lease(P, "a", f1, Duration::ZERO),
+    )
+    .await
+    .expect("a renewal does not wait for a fenced write");
+    assert!(renewed.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // The lease has expired; b's takeover waits for the fenced write to commit.
+    let store = std::sync::Arc::clone(&h.store);
+    let takeover = tokio::spawn(async move { store.try_acquire_lease(P, "b", LONG).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!takeover.is_finished(), "the takeover waits");
+    crate::db::PgDb::commit(tx).await.unwrap();
+    let f2 = takeover.await.unwrap().unwrap().unwrap();
+    assert!(f2 > f1);
 }
 
 // ----- app webhooks, portals, keys --------------------------------------------------------
