@@ -400,3 +400,67 @@ async fn webhook_storm_of_10000_events_costs_at_most_100_batch_reads() {
         2500
     );
 }
+
+#[tokio::test]
+async fn remote_change_still_in_the_inbox_survives_a_push_of_another_field() {
+    let bed = bed().await;
+    let admin = bed.emulator.admin();
+    let id = admin
+        .create(
+            PORTAL,
+            ObjectKind::Contact,
+            [
+                ("email", "d@example.com"),
+                ("jobtitle", "Engineer"),
+                ("firstname", "D"),
+            ],
+            DEFAULT_USER_ID,
+        )
+        .unwrap();
+    bed.settle_inbound().await;
+    let row = bed
+        .store()
+        .find_by_hubspot_id(bed.portal, ObjectType::Contacts, HubspotId(id))
+        .await
+        .unwrap()
+        .unwrap();
+    // A person renames the contact in HubSpot; the webhook is stored but not applied yet.
+    admin
+        .update(
+            PORTAL,
+            ObjectKind::Contact,
+            id,
+            [("firstname", "Dee")],
+            DEFAULT_USER_ID,
+        )
+        .unwrap();
+    assert!(
+        admin
+            .wait_webhooks_idle(std::time::Duration::from_secs(20))
+            .await
+    );
+    // Meanwhile the app changes the title, and the push goes out first (a later HubSpot time).
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let changes: Changes = [("title".to_owned(), json!("Staff Engineer"))]
+        .into_iter()
+        .collect();
+    bed.store()
+        .update_record(bed.portal, ObjectType::Contacts, row.local_id, &changes)
+        .await
+        .unwrap();
+    bed.push_all().await;
+    // The older event is applied after the push: the push wrote only the title, so the event
+    // still decides the first name.
+    bed.apply_all().await;
+    let local = bed
+        .store()
+        .get_record(bed.portal, ObjectType::Contacts, row.local_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(local.fields.get("first_name"), &json!("Dee"));
+    assert_eq!(local.fields.get("title"), &json!("Staff Engineer"));
+    let remote = bed.remote(ObjectKind::Contact, id).unwrap();
+    assert_eq!(remote["properties"]["firstname"], "Dee");
+    assert_eq!(remote["properties"]["jobtitle"], "Staff Engineer");
+}

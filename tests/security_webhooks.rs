@@ -87,6 +87,21 @@ impl Bed {
         };
         let mut serve = ServeProcess::spawn(&spec, 0);
         serve.wait_ready(Duration::from_secs(30)).await;
+        // The initial import of the (empty) portal must be over: a contact created later may
+        // reach the app through a webhook only, not through the import's search walk.
+        common::eventually(Duration::from_secs(30), async || {
+            for ty in ["contacts", "companies", "deals"] {
+                let cursor = store
+                    .get_cursor(PortalId(PORTAL), &format!("import:{ty}"))
+                    .await
+                    .expect("cursor");
+                if cursor.as_deref() != Some("done") {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
         Bed {
             emulator,
             serve,
