@@ -181,6 +181,9 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
     };
     let share = if competing_pct > 0.0 { 0.90 } else { 0.95 };
     // Sustained: from the end of the first window (whose budget goes at once) to the end.
+    // Records are counted when their step ends, so what was written by the window's end is the
+    // count at the last step that ended before it (the steps after it waited for the window to
+    // roll, which is the budget's doing, not ours).
     let first_window = WINDOW.as_secs_f64();
     if took.as_secs_f64() >= 2.0 * first_window {
         let at_window = samples
@@ -189,7 +192,7 @@ pub async fn run(options: OutboundOptions) -> anyhow::Result<Report> {
             .find(|s| s.at <= first_window)
             .copied()
             .unwrap_or(samples[0]);
-        let sustained = (written - at_window.written) as f64 / (took.as_secs_f64() - at_window.at);
+        let sustained = (written - at_window.written) as f64 / (took.as_secs_f64() - first_window);
         report.metric(
             Metric::new(
                 format!("sustained records/s (after the first window) vs {label}"),

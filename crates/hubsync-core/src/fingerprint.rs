@@ -18,11 +18,11 @@ pub struct Fingerprint(pub [u8; 32]);
 impl Fingerprint {
     /// Fingerprints a field map.
     pub fn of(fields: &FieldMap) -> Fingerprint {
-        let mut hasher = Sha256::new();
-        // Serializing a map of JSON values cannot fail.
-        let canonical = serde_json::to_vec(fields).unwrap_or_default();
-        hasher.update(&canonical);
-        Fingerprint(hasher.finalize().into())
+        let mut hasher = HashWriter(Sha256::new());
+        // The canonical JSON streams straight into the hash, with no buffer in between.
+        // Serializing a map of JSON values into a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut hasher, fields);
+        Fingerprint(hasher.0.finalize().into())
     }
 
     /// Lowercase hex, as stored in the database.
@@ -34,6 +34,20 @@ impl Fingerprint {
     pub fn from_hex(s: &str) -> Option<Fingerprint> {
         let bytes = hex::decode(s).ok()?;
         Some(Fingerprint(bytes.try_into().ok()?))
+    }
+}
+
+/// Feeds what is written to it into the hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

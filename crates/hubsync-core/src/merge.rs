@@ -135,32 +135,51 @@ pub fn merge(input: MergeInput<'_>) -> MergeOutcome {
     let base = input.base.unwrap_or(&empty);
     let has_base = input.base.is_some();
 
-    // Every field that any side has a value for.
-    let mut fields: BTreeSet<&str> = BTreeSet::new();
-    fields.extend(base.keys());
-    fields.extend(input.local.keys());
-    match input.remote_scope {
-        Some(scope) => fields.extend(scope.iter().map(String::as_str)),
-        None => fields.extend(input.remote.keys()),
-    }
+    // Every field that any side has a value for, in name order: the three sorted maps are
+    // walked side by side, so no field is looked up by name.
+    let remote_fields: Box<dyn Iterator<Item = (&str, &Value)>> = match input.remote_scope {
+        Some(scope) => Box::new(
+            scope
+                .iter()
+                .map(|field| (field.as_str(), input.remote.get(field))),
+        ),
+        None => Box::new(input.remote.iter()),
+    };
+    let mut base_fields = base.iter().peekable();
+    let mut local_fields = input.local.iter().peekable();
+    let mut remote_fields = remote_fields.peekable();
 
     let mut out = MergeOutcome {
         remote_unchanged: true,
         ..MergeOutcome::default()
     };
+    let mut merged: Vec<(String, Value)> = Vec::new();
 
-    for field in fields {
-        let b = base.get(field);
-        let l = input.local.get(field);
-        let remote_known = input.remote_scope.is_none_or(|scope| scope.contains(field));
-        // An unknown remote field is taken as unchanged remotely: the base, or with no base
-        // the local value (so that nothing is pushed or overwritten on its account).
-        let r = if remote_known {
-            input.remote.get(field)
-        } else if has_base {
-            b
-        } else {
-            l
+    while let Some(field) = [
+        base_fields.peek().map(|(k, _)| *k),
+        local_fields.peek().map(|(k, _)| *k),
+        remote_fields.peek().map(|(k, _)| *k),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    {
+        let b = base_fields
+            .next_if(|(k, _)| *k == field)
+            .map_or(&NULL, |(_, v)| v);
+        let l = local_fields
+            .next_if(|(k, _)| *k == field)
+            .map_or(&NULL, |(_, v)| v);
+        let remote = remote_fields.next_if(|(k, _)| *k == field).map(|(_, v)| v);
+        // Without a scope every remote field is known (absent means no value); with one, only
+        // the scope's. An unknown remote field is taken as unchanged remotely: the base, or
+        // with no base the local value (so nothing is pushed or overwritten on its account).
+        let remote_known = input.remote_scope.is_none() || remote.is_some();
+        let r = match remote {
+            Some(r) => r,
+            None if remote_known => &NULL,
+            None if has_base => b,
+            None => l,
         };
 
         let chosen: &Value = if has_base {
@@ -192,10 +211,17 @@ pub fn merge(input: MergeInput<'_>) -> MergeOutcome {
         if chosen != r || (!remote_known && chosen != b) {
             out.remote_changes.insert(field.to_owned(), chosen.clone());
         }
-        out.merged.set(field, chosen.clone());
+        if !chosen.is_null() {
+            merged.push((field.to_owned(), chosen.clone()));
+        }
     }
+    // In name order already, so the map is built in one pass.
+    out.merged = merged.into_iter().collect();
     out
 }
+
+/// The value of a field no side has.
+static NULL: Value = Value::Null;
 
 fn settle<'v>(
     input: &MergeInput<'_>,

@@ -135,12 +135,10 @@ impl FieldMap {
 }
 
 impl FromIterator<(String, Value)> for FieldMap {
+    /// Collects the pairs, dropping `null`s; the last value of a repeated field wins. Sorted
+    /// input (as a merge produces) is built in one pass.
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        let mut map = FieldMap::new();
-        for (k, v) in iter {
-            map.set(k, v);
-        }
-        map
+        FieldMap(iter.into_iter().filter(|(_, v)| !v.is_null()).collect())
     }
 }
 

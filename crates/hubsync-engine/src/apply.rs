@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hubsync_core::merge::{MergeInput, merge};
-use hubsync_core::{FieldMap, Fingerprint, HubspotId, ObjectType, PortalId};
+use hubsync_core::{FieldMap, Fingerprint, HubspotId, LocalId, ObjectType, PortalId};
 use hubsync_store::{
     ApplyOp, Fence, Filter, FilterOp, InboundUpsert, LocalRecord, OutboxOp, Precondition, SyncState,
 };
@@ -90,11 +90,28 @@ pub async fn plan(
         can_link.insert(ty, store.count_records(portal, ty, &unlinked).await? > 0);
     }
 
+    // The rows and sync states of the whole batch, read in a few queries rather than a few
+    // per record.
+    let mut known: BTreeMap<(ObjectType, HubspotId), LocalRecord> = BTreeMap::new();
+    let mut known_sync: BTreeMap<(ObjectType, LocalId), Option<SyncState>> = BTreeMap::new();
+    for &ty in can_link.keys() {
+        let ids: Vec<HubspotId> = states
+            .iter()
+            .filter(|s| s.object_type == ty)
+            .map(|s| s.hubspot_id)
+            .collect();
+        let found = store.find_by_hubspot_ids(portal, ty, &ids).await?;
+        let local_ids: Vec<LocalId> = found.values().map(|r| r.local_id).collect();
+        known_sync.extend(local_ids.iter().map(|id| ((ty, *id), None)));
+        for sync in store.get_sync_states(portal, ty, &local_ids).await? {
+            known_sync.insert((ty, sync.local_id), Some(sync));
+        }
+        known.extend(found.into_iter().map(|(id, record)| ((ty, id), record)));
+    }
+
     for mut state in states {
         let ty = state.object_type;
-        let mut local = store
-            .find_by_hubspot_id(portal, ty, state.hubspot_id)
-            .await?;
+        let mut local = known.get(&(ty, state.hubspot_id)).cloned();
         let mut linking = false;
         if local.is_none() {
             if state.hubsync_id.is_some() {
@@ -158,7 +175,11 @@ pub async fn plan(
             continue;
         }
 
-        let stored_sync = store.get_sync_state(portal, ty, local.local_id).await?;
+        let stored_sync = match known_sync.get(&(ty, local.local_id)) {
+            Some(sync) => sync.clone(),
+            // A row found by its link key.
+            None => store.get_sync_state(portal, ty, local.local_id).await?,
+        };
         // A row linked by key has no sync history with this HubSpot record.
         let sync = if linking { None } else { stored_sync.clone() };
         let base = sync.as_ref().and_then(|s| s.base.clone());

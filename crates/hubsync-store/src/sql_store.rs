@@ -373,6 +373,47 @@ impl<B: Backend> SqlStore<B> {
             .collect()
     }
 
+    /// The statement mapping merged-away ids among `ids` to their survivors.
+    fn aliases_of(portal: PortalId, object_type: ObjectType, ids: &[HubspotId]) -> (Sql, Vec<Arg>) {
+        let mut binder = Binder::default();
+        binder.bind(pid(portal));
+        binder.bind(ty(object_type));
+        let placeholders: Vec<String> = ids.iter().map(|id| binder.bind(hid(*id))).collect();
+        let sql = format!(
+            "SELECT old_hubspot_id, hubspot_id FROM id_aliases WHERE portal_id = $1 \
+             AND object_type = $2 AND old_hubspot_id IN ({})",
+            placeholders.join(", ")
+        );
+        (Sql::Built(sql), binder.args)
+    }
+
+    /// Each id of `ids` with the id it resolves to (itself unless merged away).
+    fn resolved(
+        ids: &[HubspotId],
+        alias_rows: &[Row],
+    ) -> Result<Vec<(HubspotId, HubspotId)>, StoreError> {
+        let mut aliases = BTreeMap::new();
+        for row in alias_rows {
+            let old = parse_hubspot_id(
+                "id_aliases",
+                "old_hubspot_id",
+                row.opt_text("id_aliases", "old_hubspot_id")?,
+            )?;
+            let new = parse_hubspot_id(
+                "id_aliases",
+                "hubspot_id",
+                row.opt_text("id_aliases", "hubspot_id")?,
+            )?;
+            if let (Some(old), Some(new)) = (old, new) {
+                aliases.insert(old, new);
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| (*id, aliases.get(id).copied().unwrap_or(*id)))
+            .collect())
+    }
+
     /// Inserts a row with `fields`; returns its id.
     async fn insert_row(
         tx: &mut B::Tx,
@@ -599,30 +640,16 @@ impl<B: Backend> SqlStore<B> {
                 hubspot_id,
             } => (1, object_type.plural(), hubspot_id.0 as i64),
         });
+        // Rows that must not exist are checked a type at a time, in one query each.
+        let mut absent: BTreeMap<ObjectType, Vec<HubspotId>> = BTreeMap::new();
         for precondition in required {
-            let holds = match precondition {
+            let (object_type, holds) = match precondition {
                 Precondition::NoRow {
                     object_type,
                     hubspot_id,
                 } => {
-                    let id = Self::resolve_alias_tx(tx, portal, *object_type, *hubspot_id).await?;
-                    if B::DIALECT == Dialect::Postgres {
-                        // There is no row to lock yet: two appliers that both plan to create
-                        // this record's row (the two import walks meeting, an event and a
-                        // reconcile pass) take turns here, and the second sees the first's row.
-                        B::exec(
-                            tx,
-                            Sql::Static(
-                                "SELECT pg_advisory_xact_lock(hashtextextended(\
-                                 'hubsync_record:' || $1::text || ':' || $2 || ':' || $3::text, 0))",
-                            ),
-                            vec![pid(portal), ty(*object_type), hid(id)],
-                        )
-                        .await?;
-                    }
-                    Self::rows_with_hubspot_id(tx, portal, *object_type, id, false)
-                        .await?
-                        .is_empty()
+                    absent.entry(*object_type).or_default().push(*hubspot_id);
+                    continue;
                 }
                 Precondition::Unchanged {
                     object_type,
@@ -631,19 +658,71 @@ impl<B: Backend> SqlStore<B> {
                     sync,
                 } => {
                     let row = Self::load_record(tx, portal, *object_type, *local_id).await?;
-                    row.is_some_and(|r| r.updated_at == *updated_at)
+                    let holds = row.is_some_and(|r| r.updated_at == *updated_at)
                         && Self::load_sync_state_tx(tx, portal, *object_type, *local_id)
                             .await?
                             .as_ref()
-                            == sync.as_deref()
+                            == sync.as_deref();
+                    (*object_type, holds)
                 }
             };
             if !holds {
                 return Err(StoreError::Stale {
-                    object_type: precondition.object_type(),
+                    object_type,
                     record: precondition.record(),
                 });
             }
+        }
+        for (object_type, ids) in absent {
+            for chunk in ids.chunks(500) {
+                Self::check_absent(tx, portal, object_type, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses the batch ([`StoreError::Stale`]) if a row, live or deleted, holds any of `ids`
+    /// (alias-aware).
+    async fn check_absent(
+        tx: &mut B::Tx,
+        portal: PortalId,
+        object_type: ObjectType,
+        ids: &[HubspotId],
+    ) -> Result<(), StoreError> {
+        let (sql, args) = Self::aliases_of(portal, object_type, ids);
+        let resolved = Self::resolved(ids, &B::fetch(tx, sql, args).await?)?;
+        let targets: std::collections::BTreeSet<HubspotId> =
+            resolved.iter().map(|(_, to)| *to).collect();
+        if B::DIALECT == Dialect::Postgres {
+            // There is no row to lock yet: two appliers that both plan to create one record's
+            // row (the two import walks meeting, an event and a reconcile pass) take turns
+            // here, in id order, and the second sees the first's row.
+            for id in &targets {
+                B::exec(
+                    tx,
+                    Sql::Static(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(\
+                         'hubsync_record:' || $1::text || ':' || $2 || ':' || $3::text, 0))",
+                    ),
+                    vec![pid(portal), ty(object_type), hid(*id)],
+                )
+                .await?;
+            }
+        }
+        let mut binder = Binder::default();
+        binder.bind(pid(portal));
+        let placeholders: Vec<String> = targets.iter().map(|id| binder.bind(hid(*id))).collect();
+        let sql = format!(
+            "SELECT hubspot_id FROM {} WHERE portal_id = $1 AND hubspot_id IN ({}) LIMIT 1",
+            schema::table(object_type),
+            placeholders.join(", ")
+        );
+        if let Some(row) = first(B::fetch(tx, Sql::Built(sql), binder.args).await?) {
+            let id = row.opt_text(schema::table(object_type), "hubspot_id")?;
+            return Err(StoreError::Stale {
+                object_type,
+                record: format!("hubspot:{}", id.unwrap_or_default()),
+            });
         }
         Ok(())
     }
@@ -1639,6 +1718,49 @@ impl<B: Backend> Store for SqlStore<B> {
             .await?
             .map(|row| schema::record_from_row(object_type, row))
             .transpose()
+    }
+
+    async fn find_by_hubspot_ids(
+        &self,
+        portal: PortalId,
+        object_type: ObjectType,
+        hubspot_ids: &[HubspotId],
+    ) -> Result<BTreeMap<HubspotId, LocalRecord>, StoreError> {
+        let mut found = BTreeMap::new();
+        for chunk in hubspot_ids.chunks(500) {
+            let (sql, args) = Self::aliases_of(portal, object_type, chunk);
+            let resolved = Self::resolved(chunk, &self.read(sql, args).await?)?;
+            let mut binder = Binder::default();
+            binder.bind(pid(portal));
+            let targets: std::collections::BTreeSet<HubspotId> =
+                resolved.iter().map(|(_, to)| *to).collect();
+            let placeholders: Vec<String> =
+                targets.iter().map(|id| binder.bind(hid(*id))).collect();
+            let select = format!(
+                "{} AND hubspot_id IN ({})",
+                Self::select_records(object_type),
+                placeholders.join(", ")
+            );
+            // In id order: the first live row of each id wins, else its first deleted one.
+            let mut holder: BTreeMap<HubspotId, LocalRecord> = BTreeMap::new();
+            for record in self.read_records(object_type, select, binder.args).await? {
+                let Some(id) = record.hubspot_id else {
+                    continue;
+                };
+                match holder.get(&id) {
+                    Some(held) if !held.deleted || record.deleted => {}
+                    _ => {
+                        holder.insert(id, record);
+                    }
+                }
+            }
+            for (asked, to) in resolved {
+                if let Some(record) = holder.get(&to) {
+                    found.insert(asked, record.clone());
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn find_by_key(

@@ -79,6 +79,22 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
         object_type: ObjectType,
         hubspot_id: HubspotId,
     ) -> Result<Option<LocalRecord>, StoreError>;
+    /// [`Store::find_by_hubspot_id`] for many ids at once (a page of an import, a batch of
+    /// events): keyed by the id asked for; ids no row holds are absent.
+    async fn find_by_hubspot_ids(
+        &self,
+        portal: PortalId,
+        object_type: ObjectType,
+        hubspot_ids: &[HubspotId],
+    ) -> Result<BTreeMap<HubspotId, LocalRecord>, StoreError> {
+        let mut found = BTreeMap::new();
+        for &id in hubspot_ids {
+            if let Some(record) = self.find_by_hubspot_id(portal, object_type, id).await? {
+                found.insert(id, record);
+            }
+        }
+        Ok(found)
+    }
     /// Live (not deleted) records whose `field` matches `value`, for linking on first sync:
     /// for a list column (`email_addresses`) any element matches, otherwise the value must be
     /// equal (`domain`). Text matches ignore ASCII case. At most 10, by id.
