@@ -1015,21 +1015,30 @@ async fn processes_share_portals_survive_kill_join_and_pause_and_converge() {
 
 // ----- throughput -----------------------------------------------------------------------------
 
-/// The throughput run's tiers: burst budgets scaled down (10–30 requests per real 10 s window
-/// instead of 100–250), so that one request per record saturates every portal's budget at a
-/// rate this machine's CPU can serve for 200 portals at once.
-fn small_tier_of(i: usize) -> Tier {
-    Tier::Custom {
-        burst: [10, 15, 20, 30][i % 4],
-        daily: 1_000_000,
+/// The throughput run's tiers: HubSpot's real burst budgets (100, 110, 190, 250 requests per
+/// window), so that hubsync's fixed margins (a slot kept for interactive calls, two kept free
+/// while another app spends the budget) weigh what they weigh on HubSpot: 1–3%.
+fn throughput_tier_of(i: usize) -> Tier {
+    match i % 4 {
+        0 => Tier::Starter,
+        1 => Tier::PublicApp,
+        2 => Tier::Professional,
+        _ => Tier::LimitIncrease,
     }
 }
+
+/// The throughput run's burst window: HubSpot's 10 s stretched (in the emulator and in each
+/// portal's limiter alike), so that one request per record saturates every portal's real budget
+/// at a rate this machine's CPU can serve for 200 portals at once.
+const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Three processes, every portal with more app changes queued than its budget can carry during
 /// the run (one record per request): the requests all portals receive together, per second,
 /// against the sum of their budgets (what the competing app leaves of each); no portal above its
-/// own budget in any 10 s window; no 429. A measurement, not a check of behaviour: run it with
-/// `-- --ignored --nocapture` (`HUBSYNC_SCALE_LONG=1`: 200 portals for 60 s; else 30 for 30 s).
+/// own budget in any window; no 429. Real tier budgets over a stretched window
+/// ([`THROUGHPUT_WINDOW`]); the measurement starts after a warm-up longer than one window, so
+/// the first window's burst is not counted. A measurement, not a check of behaviour: run it with
+/// `--release -- --ignored --nocapture` (`HUBSYNC_SCALE_LONG=1`: 200 portals; else 30).
 /// It writes its figures to `bench-results/scale-out-throughput-<portals>.json`.
 #[ignore = "measurement (1–3 minutes): run with --ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1040,30 +1049,36 @@ async fn processes_sustain_the_sum_of_portal_budgets() {
     };
     let long = long_form();
     let portal_count: usize = if long { 200 } else { 30 };
-    let measure = Duration::from_secs(if long { 60 } else { 30 });
-    let warm_up = Duration::from_secs(15);
-    let window = Duration::from_secs(10);
+    // 200 portals at one request per record: a longer window keeps the total rate (about 250
+    // requests/s) within what 2 cores serve for 3 processes, PostgreSQL and the emulator.
+    let window = if long {
+        THROUGHPUT_WINDOW * 2
+    } else {
+        THROUGHPUT_WINDOW
+    };
+    let measure = window * 2;
+    let warm_up = window + Duration::from_secs(10);
     let mut report = Report::start(
         format!("scale-out-throughput-{portal_count}"),
         format!(
             "{}cargo test --release --test scale_out_processes processes_sustain_the_sum_of_portal_budgets -- --ignored --nocapture",
             if long { "HUBSYNC_SCALE_LONG=1 " } else { "" }
         ),
-        json!({"portals": portal_count, "processes": 3, "measured_s": measure.as_secs(), "bursts": [10, 15, 20, 30], "competing_share_pct": COMPETING_PCT, "outbound_batch_size": 1}),
+        json!({"portals": portal_count, "processes": 3, "measured_s": measure.as_secs(), "bursts": [100, 110, 190, 250], "burst_window_s": window.as_secs(), "competing_share_pct": COMPETING_PCT, "outbound_batch_size": 1}),
     );
 
     let portals: Vec<u64> = (0..portal_count as u64).map(|i| FIRST_PORTAL + i).collect();
-    let (emulator, _) = start_emulator(&portals, 0, small_tier_of).await;
+    let (emulator, _) = start_emulator(&portals, 0, throughput_tier_of).await;
     let admin = emulator.admin();
+    admin.update_settings(|s| s.burst_window_ms = window.as_millis() as u64);
     let store: Arc<dyn Store> = hubsync_store::connect(&db.url()).await.expect("store");
     // Each portal's share per second, and a backlog that outlasts the run.
     let mut budget_per_window = BTreeMap::new();
     for (i, id) in portals.iter().enumerate() {
-        let burst = small_tier_of(i).burst();
-        store
-            .upsert_portal(&portal_row(*id, small_tier_of(i)))
-            .await
-            .expect("portal");
+        let burst = throughput_tier_of(i).burst();
+        let mut row = portal_row(*id, throughput_tier_of(i));
+        row.config["burst_window_ms"] = json!(window.as_millis() as u64);
+        store.upsert_portal(&row).await.expect("portal");
         let competing = (f64::from(burst) * COMPETING_PCT / 100.0).round() as u64;
         let ours = u64::from(burst) - competing;
         budget_per_window.insert(*id, ours);
@@ -1138,15 +1153,17 @@ async fn processes_sustain_the_sum_of_portal_budgets() {
     let (_, last) = sampler.samples.last().cloned().expect("samples");
     let stats = admin.stats();
     let busiest = sampler.busiest_window(window);
+    // A portal whose backlog ran dry idled for lack of work, not of budget: its queue (claimed
+    // items included) is empty.
     let mut drained = Vec::new();
     for portal in &portals {
-        if store
-            .queue_depths(PortalId(*portal))
-            .await
-            .expect("depths")
-            .outbox
-            == 0
-        {
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM outbox WHERE portal_id = $1")
+                .bind(*portal as i64)
+                .fetch_one(&db.pool)
+                .await
+                .expect("outbox count");
+        if left == 0 {
             drained.push(*portal);
         }
     }
@@ -1211,7 +1228,7 @@ async fn processes_sustain_the_sum_of_portal_budgets() {
     ));
     report.metric(
         Metric::new(
-            "portals above their budget in a 10 s window",
+            "portals above their budget in a window",
             over.len() as f64,
             "portals",
         )
@@ -1227,7 +1244,8 @@ async fn processes_sustain_the_sum_of_portal_budgets() {
         .target("0", |v| v == 0.0),
     );
     report.note(format!(
-        "3 `hubsync serve` processes (debug or release as built), one PostgreSQL, {portal_count} emulated portals with bursts of 10/15/20/30 requests per real 10 s window and a competing app holding {COMPETING_PCT}% of each; outbound batch size 1, so one request carries one record and every portal's queue outlasts the run; measured over {:.0} s after a {}-s warm-up; 1-minute load average {load1:.1} at the end (2 shared cores)",
+        "3 `hubsync serve` processes (debug or release as built), one PostgreSQL, {portal_count} emulated portals with HubSpot's bursts of 100/110/190/250 requests over a {} s window (HubSpot's 10 s, stretched in the emulator and the limiters alike) and a competing app holding {COMPETING_PCT}% of each; outbound batch size 1, so one request carries one record and every portal's queue outlasts the run; measured over {:.0} s after a {}-s warm-up; 1-minute load average {load1:.1} at the end (2 shared cores)",
+        window.as_secs(),
         measured.as_secs_f64(),
         warm_up.as_secs()
     ));
