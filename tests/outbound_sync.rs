@@ -28,6 +28,38 @@ async fn app_inserts_reach_hubspot_in_batches_of_100() {
 }
 
 #[tokio::test]
+async fn a_smaller_configured_batch_size_caps_the_records_of_every_call() {
+    let mut bed = TestBed::start().await;
+    bed.engine.settings = std::sync::Arc::new(hubsync_engine::EngineSettings {
+        outbound_batch: 10,
+        ..(*bed.engine.settings).clone()
+    });
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(
+            bed.app_insert(
+                ObjectType::Contacts,
+                json!({"first_name": format!("Kat{i}"), "email_addresses": [format!("kat{i}@example.com")]}),
+            )
+            .await,
+        );
+    }
+    assert_eq!(bed.push_all().await, 3, "25 creates in batches of 10");
+    assert_eq!(bed.remote_count(ObjectKind::Contact), 25);
+    for (i, id) in ids.iter().enumerate() {
+        let changes: Changes = [("title".to_owned(), json!(format!("T{i}")))]
+            .into_iter()
+            .collect();
+        bed.store()
+            .update_record(bed.portal, ObjectType::Contacts, *id, &changes)
+            .await
+            .unwrap();
+    }
+    assert_eq!(bed.push_all().await, 3, "25 updates in batches of 10");
+    assert_eq!(bed.write_calls(), 6);
+}
+
+#[tokio::test]
 async fn repeated_edits_of_one_record_coalesce_into_one_write_of_changed_fields() {
     let bed = TestBed::start().await;
     let id = bed

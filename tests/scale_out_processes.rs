@@ -1157,12 +1157,11 @@ async fn processes_sustain_the_sum_of_portal_budgets() {
     // items included) is empty.
     let mut drained = Vec::new();
     for portal in &portals {
-        let (left,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM outbox WHERE portal_id = $1")
-                .bind(*portal as i64)
-                .fetch_one(&db.pool)
-                .await
-                .expect("outbox count");
+        let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE portal_id = $1")
+            .bind(*portal as i64)
+            .fetch_one(&db.pool)
+            .await
+            .expect("outbox count");
         if left == 0 {
             drained.push(*portal);
         }

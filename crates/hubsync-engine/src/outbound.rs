@@ -433,7 +433,8 @@ async fn push_type(
         }
     }
 
-    for chunk in chunks(updates) {
+    let size = engine.settings.outbound_batch.clamp(1, MAX_BATCH_INPUTS);
+    for chunk in chunks(updates, size) {
         push_updates(
             api,
             portal,
@@ -444,10 +445,10 @@ async fn push_type(
         )
         .await?;
     }
-    for chunk in chunks(creates) {
+    for chunk in chunks(creates, size) {
         push_creates(engine, api, portal, ty, chunk, results).await?;
     }
-    for chunk in chunks(archives) {
+    for chunk in chunks(archives, size) {
         let ids: Vec<HubspotId> = chunk.iter().map(|(_, id)| *id).collect();
         results.step.calls += 1;
         match api.batch_archive(ty, &ids).await {
@@ -481,11 +482,12 @@ async fn push_type(
     Ok(())
 }
 
-fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
+/// `items` in batches of `size` (the configured batch size, at most HubSpot's 100).
+fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     let mut items = items.into_iter().peekable();
     while items.peek().is_some() {
-        out.push(items.by_ref().take(MAX_BATCH_INPUTS).collect());
+        out.push(items.by_ref().take(size).collect());
     }
     out
 }
