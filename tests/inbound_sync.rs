@@ -17,6 +17,36 @@ async fn bed() -> TestBed {
     bed
 }
 
+/// A contact a person created in HubSpot, synced to the app: its HubSpot id and app row.
+async fn synced_engineer(
+    bed: &TestBed,
+    email: &str,
+    first_name: &str,
+) -> (u64, hubsync_store::LocalRecord) {
+    let id = bed
+        .emulator
+        .admin()
+        .create(
+            PORTAL,
+            ObjectKind::Contact,
+            [
+                ("email", email),
+                ("jobtitle", "Engineer"),
+                ("firstname", first_name),
+            ],
+            DEFAULT_USER_ID,
+        )
+        .unwrap();
+    bed.settle_inbound().await;
+    let row = bed
+        .store()
+        .find_by_hubspot_id(bed.portal, ObjectType::Contacts, HubspotId(id))
+        .await
+        .unwrap()
+        .unwrap();
+    (id, row)
+}
+
 #[tokio::test]
 async fn person_edit_in_hubspot_reaches_the_app_table() {
     let bed = bed().await;
@@ -297,25 +327,7 @@ async fn hubspot_merge_repoints_the_survivor_and_old_ids_keep_resolving() {
 async fn local_edit_not_yet_pushed_survives_an_older_remote_change() {
     let bed = bed().await;
     let admin = bed.emulator.admin();
-    let id = admin
-        .create(
-            PORTAL,
-            ObjectKind::Contact,
-            [
-                ("email", "c@example.com"),
-                ("jobtitle", "Engineer"),
-                ("firstname", "C"),
-            ],
-            DEFAULT_USER_ID,
-        )
-        .unwrap();
-    bed.settle_inbound().await;
-    let row = bed
-        .store()
-        .find_by_hubspot_id(bed.portal, ObjectType::Contacts, HubspotId(id))
-        .await
-        .unwrap()
-        .unwrap();
+    let (id, row) = synced_engineer(&bed, "c@example.com", "C").await;
     // HubSpot changes one field, the app another, before either side syncs.
     admin
         .update(
@@ -405,25 +417,7 @@ async fn webhook_storm_of_10000_events_costs_at_most_100_batch_reads() {
 async fn remote_change_still_in_the_inbox_survives_a_push_of_another_field() {
     let bed = bed().await;
     let admin = bed.emulator.admin();
-    let id = admin
-        .create(
-            PORTAL,
-            ObjectKind::Contact,
-            [
-                ("email", "d@example.com"),
-                ("jobtitle", "Engineer"),
-                ("firstname", "D"),
-            ],
-            DEFAULT_USER_ID,
-        )
-        .unwrap();
-    bed.settle_inbound().await;
-    let row = bed
-        .store()
-        .find_by_hubspot_id(bed.portal, ObjectType::Contacts, HubspotId(id))
-        .await
-        .unwrap()
-        .unwrap();
+    let (id, row) = synced_engineer(&bed, "d@example.com", "D").await;
     // A person renames the contact in HubSpot; the webhook is stored but not applied yet.
     admin
         .update(
