@@ -9,7 +9,7 @@
 //! marker. HubSpot's per-record errors dead-letter exactly the records they name; the rest of
 //! the batch is acknowledged in one transaction together with its new base and fingerprint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hubsync_core::{FieldMap, Fingerprint, HubspotId, LocalId, ObjectType, PortalId};
 use hubsync_hubspot::model::{
@@ -63,6 +63,9 @@ struct Pending {
     /// Where it lives in HubSpot, if it exists there yet.
     hubspot_id: Option<HubspotId>,
     origin: String,
+    /// An update's fields that differ from the base (what the write changes in HubSpot);
+    /// `None` for a create, whose whole state becomes the base.
+    written: Option<BTreeSet<String>>,
 }
 
 /// Accumulates a step's results; flushed to the store in two transactions.
@@ -90,6 +93,7 @@ impl Results {
                 fp_sent: Fingerprint::of(&p.fields),
                 origin: Some(p.origin.clone()),
                 remote_updated_at: Some(ts),
+                written_fields: p.written.clone(),
             },
         });
         self.step.written += 1;
@@ -402,18 +406,21 @@ async fn push_type(
                             fp_sent: Fingerprint::of(&fields),
                             origin: sync.and_then(|s| s.last_origin.clone()),
                             remote_updated_at: sync.and_then(|s| s.remote_updated_at),
+                            written_fields: None,
                         },
                     });
                     results.step.unchanged += 1;
                     continue;
                 }
                 changes.insert(HUBSYNC_ORIGIN_PROPERTY.to_owned(), origin.clone());
+                let written = base.map(|b| b.diff(&fields).into_keys().collect());
                 updates.push(Pending {
                     claim,
                     fields,
                     properties: changes,
                     hubspot_id: Some(id),
                     origin,
+                    written,
                 });
             }
             None => {
@@ -428,6 +435,7 @@ async fn push_type(
                     properties: props,
                     hubspot_id: None,
                     origin,
+                    written: None,
                 });
             }
         }

@@ -120,6 +120,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 outcome: AckOutcome::Written {
                     hubspot_id: state.hubspot_id.unwrap_or(HubspotId(1)),
                     fp_sent: Fingerprint::of(&outcome.merged),
+                    // What the outbound worker acknowledges for an update: the fields it wrote.
+                    written_fields: Some(outcome.remote_changes.keys().cloned().collect()),
                     base: outcome.merged,
                     base_ts: BTreeMap::new(),
                     origin: None,

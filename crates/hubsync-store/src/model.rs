@@ -1,7 +1,7 @@
 //! The domain types the [`Store`](crate::Store) trait speaks: records, queue items, sync
 //! state, dead letters, conflicts, portals, keys and leases. Times are epoch milliseconds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -384,6 +384,11 @@ pub enum AckOutcome {
         origin: Option<String>,
         /// HubSpot's last-modified time from the response (epoch ms).
         remote_updated_at: Option<Millis>,
+        /// `Some`: an update that wrote only these fields. The stored base takes `base`'s
+        /// values (and `base_ts`'s times) for them and keeps its others as they are when the
+        /// acknowledgement commits — an inbound change applied since the claim stays in the
+        /// base. `None`: `base` replaces the stored base (a create, a relink).
+        written_fields: Option<BTreeSet<String>>,
     },
     /// The record was archived in HubSpot (or never existed there): its sync state is removed.
     Deleted,

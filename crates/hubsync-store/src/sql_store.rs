@@ -727,6 +727,79 @@ impl<B: Backend> SqlStore<B> {
         Ok(())
     }
 
+    /// Turns each update's acknowledgement ([`AckOutcome::Written`] with `written_fields`) into
+    /// the sync state to store: the base as it is now (read in this transaction, locked on
+    /// PostgreSQL) with the written fields' values and times laid over it. Acknowledgements of
+    /// creates, and of records whose stored state belongs to another HubSpot record, keep their
+    /// whole base.
+    async fn overlay_written_fields(
+        tx: &mut B::Tx,
+        portal: PortalId,
+        mut acks: Vec<OutboundAck>,
+    ) -> Result<Vec<OutboundAck>, StoreError> {
+        let mut wanted: BTreeMap<ObjectType, Vec<i64>> = BTreeMap::new();
+        for ack in &acks {
+            if let AckOutcome::Written {
+                written_fields: Some(_),
+                ..
+            } = &ack.outcome
+            {
+                wanted
+                    .entry(ack.range.object_type)
+                    .or_default()
+                    .push(ack.range.local_id.get());
+            }
+        }
+        let mut current: BTreeMap<(ObjectType, LocalId), SyncState> = BTreeMap::new();
+        for (object_type, ids) in wanted {
+            for chunk in ids.chunks(500) {
+                let mut binder = Binder::default();
+                binder.bind(pid(portal));
+                binder.bind(ty(object_type));
+                let list = batch::id_list(B::DIALECT, &mut binder, chunk.iter().copied());
+                let sql = format!(
+                    "SELECT * FROM sync_state WHERE portal_id = $1 AND object_type = $2 \
+                     AND local_id IN {list} ORDER BY local_id{}",
+                    for_update(B::DIALECT)
+                );
+                for row in B::fetch(tx, Sql::Built(sql), binder.args).await? {
+                    let state = sync_state_from_row(&row)?;
+                    current.insert((object_type, state.local_id), state);
+                }
+            }
+        }
+        for ack in &mut acks {
+            let AckOutcome::Written {
+                hubspot_id,
+                base,
+                base_ts,
+                written_fields: Some(written),
+                ..
+            } = &mut ack.outcome
+            else {
+                continue;
+            };
+            let Some(state) = current.get(&(ack.range.object_type, ack.range.local_id)) else {
+                continue;
+            };
+            let (Some(stored), true) = (&state.base, state.hubspot_id == Some(*hubspot_id)) else {
+                continue;
+            };
+            let mut merged = stored.clone();
+            let mut times = state.base_ts.clone();
+            for field in written.iter() {
+                merged.set(field.clone(), base.get(field).clone());
+                match base_ts.get(field) {
+                    Some(ts) => times.insert(field.clone(), *ts),
+                    None => times.remove(field),
+                };
+            }
+            *base = merged;
+            *base_ts = times;
+        }
+        Ok(acks)
+    }
+
     async fn load_sync_state_tx(
         tx: &mut B::Tx,
         portal: PortalId,
@@ -1385,6 +1458,7 @@ impl AckBatch {
                     fp_sent,
                     origin,
                     remote_updated_at,
+                    written_fields: _,
                 } => batch.written.push(AckWritten {
                     object_type,
                     local_id,
@@ -2093,9 +2167,10 @@ impl<B: Backend> Store for SqlStore<B> {
         if acks.is_empty() && fence.is_none() {
             return Ok(());
         }
-        let batch = AckBatch::new(acks)?;
         let now = now_ms();
         let mut tx = self.db.begin().await?;
+        let acks = Self::overlay_written_fields(&mut tx, portal, acks).await?;
+        let batch = AckBatch::new(acks)?;
         B::start_apply(&mut tx).await?;
         // A few multi-row statements per batch, whatever its size.
         for (sql, args) in batch.statements(B::DIALECT, portal, now) {

@@ -103,6 +103,7 @@ fn written(hubspot_id: u64, base: FieldMap) -> AckOutcome {
         base,
         origin: Some("hubsync:1".into()),
         remote_updated_at: Some(2_000),
+        written_fields: None,
     }
 }
 
@@ -853,6 +854,80 @@ pub async fn apply_inbound_creates_and_updates_rows_with_sync_state(h: Harness) 
     let claims = claim_all(&h, "w").await;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].hubspot_id, Some(HubspotId(300)));
+}
+
+/// An update's acknowledgement lays the fields it wrote over the base as it is at the commit:
+/// a HubSpot change applied between the claim and the acknowledgement stays in the base.
+pub async fn update_ack_keeps_base_fields_it_did_not_write(h: Harness) {
+    let id = create_synced(
+        &h,
+        920,
+        &[("first_name", json!("A")), ("title", json!("T0"))],
+    )
+    .await;
+    app_set_title(&h, id, "T1").await;
+    let claims = claim_all(&h, "w1").await;
+    assert_eq!(claims.len(), 1);
+    // HubSpot's first name changes and is applied while the push is in flight.
+    let inbound = fields(&[("first_name", json!("B")), ("title", json!("T0"))]);
+    h.store
+        .apply_inbound(
+            P,
+            vec![ApplyOp::Upsert(InboundUpsert {
+                object_type: ObjectType::Contacts,
+                local_id: Some(id),
+                hubspot_id: HubspotId(920),
+                changes: changes(&[("first_name", json!("B"))]),
+                fp_received: Some(Fingerprint::of(&inbound)),
+                base_ts: inbound.keys().map(|k| (k.to_owned(), 3_000)).collect(),
+                base: inbound,
+                remote_updated_at: Some(3_000),
+            })],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    // The push wrote the title only; its claim-time state still had the old first name.
+    let sent = fields(&[("first_name", json!("A")), ("title", json!("T1"))]);
+    h.store
+        .ack_outbound(
+            P,
+            vec![OutboundAck {
+                range: claims[0].range(),
+                outcome: AckOutcome::Written {
+                    hubspot_id: HubspotId(920),
+                    fp_sent: Fingerprint::of(&sent),
+                    base_ts: sent.keys().map(|k| (k.to_owned(), 5_000)).collect(),
+                    base: sent,
+                    origin: Some("hubsync:2".into()),
+                    remote_updated_at: Some(5_000),
+                    written_fields: Some(["title".to_owned()].into_iter().collect()),
+                },
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let state = h
+        .store
+        .get_sync_state(P, ObjectType::Contacts, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let base = state.base.unwrap();
+    assert_eq!(
+        base.get("first_name"),
+        &json!("B"),
+        "the inbound change stays"
+    );
+    assert_eq!(
+        base.get("title"),
+        &json!("T1"),
+        "the written field is taken"
+    );
+    assert_eq!(state.base_ts.get("first_name"), Some(&3_000));
+    assert_eq!(state.base_ts.get("title"), Some(&5_000));
 }
 
 pub async fn apply_is_refused_when_its_record_changed_since_the_plan(h: Harness) {

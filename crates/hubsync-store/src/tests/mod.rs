@@ -185,6 +185,7 @@ macro_rules! conformance_suite {
             inbox_claims_recover_after_a_crash,
             apply_inbound_creates_and_updates_rows_with_sync_state,
             apply_is_refused_when_its_record_changed_since_the_plan,
+            update_ack_keeps_base_fields_it_did_not_write,
             inbound_delete_soft_deletes_the_row,
             merge_aliases_old_ids_to_the_survivor,
             merge_repoints_a_local_row_when_the_survivor_has_none,
