@@ -335,11 +335,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     let after_repair = admin.stats().portal(PORTAL).requests_by_operation;
     phases.push(phase("drift repair", &after_edits, &after_repair, None));
 
-    // 7. Stop, check, report.
+    // 7. Check (while the workers still hold the portal: stopping them disconnects it), stop,
+    // report.
+    let convergence = converge::check(&engine, portal.portal_id).await?;
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = server.await;
-    let convergence = converge::check(&engine, portal.portal_id).await?;
     let report = report(&engine, &admin, &convergence, phases, started).await?;
     print_report(&report, &convergence);
     emulator.shutdown().await;
