@@ -164,33 +164,11 @@ pub async fn import_step_fenced(
         (true, Some((_, false))) => LISTED.to_owned(),
         (true, _) => IMPORTED.to_owned(),
     };
-    let stats = apply::plan_and_apply(
-        engine,
-        portal,
-        states,
-        apply::Source::Reconcile,
-        |_| {
-            let mut ops = vec![ApplyOp::SetCursor {
-                name: import_cursor(ty),
-                value: cursor.clone(),
-            }];
-            if let Some(high) = high {
-                ops.push(ApplyOp::SetCursor {
-                    name: import_list_high_cursor(ty),
-                    value: high.to_string(),
-                });
-            }
-            ops
-        },
-        fence,
-    )
-    .await?;
-    Ok(ImportStep {
-        records,
-        created: stats.applied,
-        linked: stats.linked,
-        done,
-    })
+    let mut cursors = vec![(import_cursor(ty), cursor)];
+    if let Some(high) = high {
+        cursors.push((import_list_high_cursor(ty), high.to_string()));
+    }
+    apply_import_page(engine, portal, states, cursors, fence, records, done).await
 }
 
 /// The first step of a type's import, whichever walk takes it.
@@ -293,23 +271,36 @@ pub async fn import_search_step(
         low.to_string()
     };
     let finishes_type = done && list.as_deref() == Some(LISTED);
+    let mut cursors = vec![(import_search_cursor(ty), walk_value)];
+    if finishes_type {
+        cursors.push((import_cursor(ty), IMPORTED.to_owned()));
+    }
+    apply_import_page(engine, portal, states, cursors, fence, records, done).await
+}
+
+/// Applies one import page's records together with the walk's new cursors, in one transaction.
+async fn apply_import_page(
+    engine: &Engine,
+    portal: PortalId,
+    states: Vec<apply::RemoteState>,
+    cursors: Vec<(String, String)>,
+    fence: Option<hubsync_store::Fence>,
+    records: usize,
+    done: bool,
+) -> Result<ImportStep, EngineError> {
     let stats = apply::plan_and_apply(
         engine,
         portal,
         states,
         apply::Source::Reconcile,
         |_| {
-            let mut ops = vec![ApplyOp::SetCursor {
-                name: import_search_cursor(ty),
-                value: walk_value.clone(),
-            }];
-            if finishes_type {
-                ops.push(ApplyOp::SetCursor {
-                    name: import_cursor(ty),
-                    value: IMPORTED.to_owned(),
-                });
-            }
-            ops
+            cursors
+                .iter()
+                .map(|(name, value)| ApplyOp::SetCursor {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect()
         },
         fence,
     )
