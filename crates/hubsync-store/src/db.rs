@@ -32,6 +32,16 @@ pub enum Sql {
     Built(String),
 }
 
+impl Sql {
+    /// The statement's text.
+    pub fn text(&self) -> &str {
+        match self {
+            Sql::Static(s) => s,
+            Sql::Built(s) => s,
+        }
+    }
+}
+
 impl From<&'static str> for Sql {
     fn from(sql: &'static str) -> Self {
         Sql::Static(sql)
@@ -131,20 +141,6 @@ impl Row {
         })
     }
 
-    /// Rows from a JSON array of objects (one `json_group_array` cell).
-    pub fn many_from_json(text: &str) -> Result<Vec<Row>, StoreError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| StoreError::corrupt("json rows", "", format!("invalid json: {e}")))?;
-        match value {
-            Value::Array(rows) => rows.into_iter().map(Row::from_json).collect(),
-            _ => Err(StoreError::corrupt(
-                "json rows",
-                "",
-                "expected a json array",
-            )),
-        }
-    }
-
     /// The cell of a column; `Null` if the query has no such column.
     pub fn cell(&self, name: &str) -> &Cell {
         self.names
@@ -225,6 +221,28 @@ impl Row {
         }
     }
 
+    /// A JSON column deserialised straight into `T` (from the text on SQLite, with no
+    /// intermediate [`Value`]); NULL, or JSON `null`, as `None`.
+    pub fn opt_de<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let invalid =
+            |e: serde_json::Error| StoreError::corrupt(table, name, format!("invalid json: {e}"));
+        match self.cell(name) {
+            Cell::Null | Cell::Json(Value::Null) => Ok(None),
+            Cell::Text(s) if s == "null" => Ok(None),
+            Cell::Text(s) => serde_json::from_str(s).map(Some).map_err(invalid),
+            Cell::Json(v) => T::deserialize(v).map(Some).map_err(invalid),
+            other => Err(StoreError::corrupt(
+                table,
+                name,
+                format!("expected json, found {other:?}"),
+            )),
+        }
+    }
+
     /// A JSON column, `null` when NULL.
     pub fn json(&self, table: &'static str, name: &str) -> Result<Value, StoreError> {
         Ok(self.opt_json(table, name)?.unwrap_or(Value::Null))
@@ -271,55 +289,187 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 // SQLite
 // ---------------------------------------------------------------------------------------------
 
-/// The SQLite connection pool.
+/// hubsync's SQLite connections: one writer, a few readers, each driven directly on the calling
+/// task's thread (rusqlite). SQLite's statements run in microseconds, so a hop to a driver
+/// thread per statement and per row (what an async driver does) would cost more than the work.
+///
+/// Writers are serialised by an async mutex, so hubsync's own transactions queue without
+/// blocking a runtime thread; the app's writes, from its own connections, are waited for with
+/// short async back-offs at `BEGIN IMMEDIATE`. Readers never wait in WAL mode. The sqlx pool is
+/// kept for the embedded migrations and for SQL the app would run itself.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     pub(crate) pool: sqlx::SqlitePool,
+    pub(crate) conns: Arc<SqliteConns>,
 }
 
-fn sqlite_query(
-    sql: Sql,
-    args: Vec<Arg>,
-) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    let mut q = match sql {
-        Sql::Static(s) => sqlx::query(s),
-        Sql::Built(s) => sqlx::query(AssertSqlSafe(s)),
-    };
-    for arg in args {
-        q = match arg {
-            Arg::Int(v) => q.bind(v),
-            Arg::Real(v) => q.bind(v),
-            Arg::Text(v) => q.bind(v),
-            Arg::Json(v) => q.bind(v.map(|v| v.to_string())),
-        };
+/// The connections behind [`SqliteDb`].
+pub(crate) struct SqliteConns {
+    writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
+    readers: Vec<std::sync::Mutex<rusqlite::Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    /// How long `BEGIN IMMEDIATE` keeps trying while another connection writes.
+    busy_timeout: std::time::Duration,
+    /// Set by [`Backend::close`]: every later statement fails.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for SqliteConns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteConns")
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
     }
-    q
 }
 
-fn sqlite_rows(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<Row>, StoreError> {
-    let Some(first) = rows.first() else {
-        return Ok(Vec::new());
-    };
-    let names: Arc<[String]> = first
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut cells = Vec::with_capacity(names.len());
-        for i in 0..names.len() {
-            let raw = row.try_get_raw(i)?;
-            let cell = if raw.is_null() {
-                Cell::Null
-            } else {
-                match raw.type_info().name() {
-                    "INTEGER" | "BOOLEAN" => Cell::Int(row.try_get::<i64, _>(i)?),
-                    "REAL" => Cell::Real(row.try_get::<f64, _>(i)?),
-                    _ => Cell::Text(row.try_get::<String, _>(i)?),
+/// Statements each connection keeps prepared.
+const STATEMENT_CACHE: usize = 256;
+
+impl SqliteConns {
+    /// Opens the writer and `readers` reader connections to the database file at `path`.
+    pub(crate) fn open(
+        path: &std::path::Path,
+        readers: usize,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let open = |busy: std::time::Duration| -> Result<rusqlite::Connection, StoreError> {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.busy_timeout(busy)?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok(conn)
+        };
+        // The writer never sleeps inside SQLite (that would block a runtime thread): a busy
+        // `BEGIN IMMEDIATE` is retried with async back-offs instead.
+        let writer = open(std::time::Duration::ZERO)?;
+        let readers = (0..readers.max(1))
+            .map(|_| open(busy_timeout).map(std::sync::Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteConns {
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+            busy_timeout,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `f` on a free reader connection (statements run to completion without awaiting, so
+    /// a reader is held for one statement only and is almost never contended).
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.check_open()?;
+        let n = self.readers.len();
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        // All busy: wait for one (a statement's time at most). A poisoned lock only means a
+        // panic while it was held; the connection itself is still usable.
+        let conn = self.readers[start % n]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&conn)
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+}
+
+/// A write transaction on the writer connection; rolled back if dropped before commit.
+pub struct SqliteTx {
+    conn: tokio::sync::OwnedMutexGuard<rusqlite::Connection>,
+    open: bool,
+}
+
+impl std::fmt::Debug for SqliteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTx")
+            .field("open", &self.open)
+            .finish()
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report to: the work is abandoned either way, and the next BEGIN on
+            // this connection would fail loudly if the rollback had not happened.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Binds `args` to `stmt`. Placeholders `$n` / `?n` take the n-th argument wherever they stand
+/// (SQLite numbers named parameters by first appearance, not by their digits); bare `?` take
+/// the arguments in order.
+fn sqlite_bind(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), StoreError> {
+    let mut positional = 0;
+    for index in 1..=stmt.parameter_count() {
+        let arg = match stmt.parameter_name(index) {
+            None => {
+                positional += 1;
+                args.get(positional - 1)
+            }
+            Some(name) => name
+                .strip_prefix(['$', '?'])
+                .and_then(|digits| digits.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| args.get(n)),
+        };
+        let Some(arg) = arg else {
+            return Err(StoreError::Sqlite(rusqlite::Error::InvalidParameterCount(
+                index,
+                args.len(),
+            )));
+        };
+        match arg {
+            Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
+            Arg::Real(v) => stmt.raw_bind_parameter(index, v)?,
+            Arg::Text(v) => stmt.raw_bind_parameter(index, v)?,
+            Arg::Json(v) => stmt.raw_bind_parameter(index, v.as_ref().map(Value::to_string))?,
+        }
+    }
+    Ok(())
+}
+
+/// Prepares (from the connection's cache) and runs a query, reading every row.
+fn sqlite_fetch(
+    conn: &rusqlite::Connection,
+    sql: &Sql,
+    args: &[Arg],
+) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql.text())?;
+    sqlite_bind(&mut stmt, args)?;
+    let names: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let width = names.len();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            cells.push(match row.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => Cell::Null,
+                rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
+                rusqlite::types::ValueRef::Real(v) => Cell::Real(v),
+                rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => {
+                    Cell::Text(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        StoreError::corrupt("sqlite row", &names[i], "text is not utf-8")
+                    })?)
                 }
-            };
-            cells.push(cell);
+            });
         }
         out.push(Row {
             names: names.clone(),
@@ -329,40 +479,86 @@ fn sqlite_rows(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<Row>, StoreErro
     Ok(out)
 }
 
+/// Prepares and runs a statement; returns the rows it changed.
+fn sqlite_exec(conn: &rusqlite::Connection, sql: &Sql, args: &[Arg]) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached(sql.text())?;
+    sqlite_bind(&mut stmt, args)?;
+    if stmt.column_count() == 0 {
+        return Ok(stmt.raw_execute()? as u64);
+    }
+    // A statement that returns rows (`… RETURNING`): step through them.
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    drop(rows);
+    Ok(conn.changes())
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 #[async_trait]
 impl Backend for SqliteDb {
     const DIALECT: Dialect = Dialect::Sqlite;
     const NAME: &'static str = "sqlite";
-    type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+    type Tx = SqliteTx;
 
     async fn begin(&self) -> Result<Self::Tx, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        self.conns.check_open()?;
+        let conn = self.conns.writer.clone().lock_owned().await;
+        let deadline = tokio::time::Instant::now() + self.conns.busy_timeout;
+        let mut pause = std::time::Duration::from_micros(200);
+        loop {
+            match conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => return Ok(SqliteTx { conn, open: true }),
+                // Another connection (the app's) is writing: wait for it without blocking.
+                Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
-    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
-        Ok(tx.commit().await?)
+    async fn commit(mut tx: Self::Tx) -> Result<(), StoreError> {
+        let result = tx.conn.execute_batch("COMMIT");
+        if result.is_ok() {
+            tx.open = false;
+        }
+        Ok(result?)
     }
+    // Statements run to completion on the calling thread; each one spends from the task's
+    // cooperative budget, so a long transaction still lets the runtime's other tasks in.
     async fn exec(tx: &mut Self::Tx, sql: Sql, args: Vec<Arg>) -> Result<u64, StoreError> {
-        Ok(sqlite_query(sql, args)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected())
+        tokio::task::consume_budget().await;
+        sqlite_exec(&tx.conn, &sql, &args)
     }
     async fn fetch(tx: &mut Self::Tx, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
-        sqlite_rows(sqlite_query(sql, args).fetch_all(&mut **tx).await?)
+        tokio::task::consume_budget().await;
+        sqlite_fetch(&tx.conn, &sql, &args)
     }
     async fn read(&self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
-        sqlite_rows(sqlite_query(sql, args).fetch_all(&self.pool).await?)
+        tokio::task::consume_budget().await;
+        self.conns
+            .with_reader(|conn| sqlite_fetch(conn, &sql, &args))
     }
     async fn start_apply(tx: &mut Self::Tx) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO _hubsync_apply_guard (id) VALUES (1) ON CONFLICT DO NOTHING")
-            .execute(&mut **tx)
-            .await?;
+        sqlite_exec(
+            &tx.conn,
+            &Sql::Static("INSERT INTO _hubsync_apply_guard (id) VALUES (1) ON CONFLICT DO NOTHING"),
+            &[],
+        )?;
         Ok(())
     }
     async fn end_apply(tx: &mut Self::Tx) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM _hubsync_apply_guard")
-            .execute(&mut **tx)
-            .await?;
+        sqlite_exec(
+            &tx.conn,
+            &Sql::Static("DELETE FROM _hubsync_apply_guard"),
+            &[],
+        )?;
         Ok(())
     }
     async fn wait_for_outbox(&self, timeout: std::time::Duration) -> Result<bool, StoreError> {
@@ -371,6 +567,9 @@ impl Backend for SqliteDb {
         Ok(false)
     }
     async fn close(&self) {
+        self.conns
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.pool.close().await;
     }
 }

@@ -12,6 +12,12 @@ pub enum StoreError {
     /// The database driver failed (connection, query, constraint).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// hubsync's own SQLite connections failed (open, query, constraint).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store was closed; nothing more can be read or written through it.
+    #[error("the store is closed")]
+    Closed,
     /// Running the embedded migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -111,20 +111,6 @@ pub fn select_list(dialect: Dialect, object_type: ObjectType) -> String {
     out
 }
 
-/// The columns [`select_list`] selects, by name.
-pub fn record_columns(object_type: ObjectType) -> Vec<&'static str> {
-    let mut out = vec![
-        "id",
-        "hubspot_id",
-        "created_at",
-        "updated_at",
-        "deleted_at",
-        "custom_fields",
-    ];
-    out.extend(columns(object_type).iter().map(|c| c.name));
-    out
-}
-
 /// A JSON number for a float: integral values become integers, so that `5.0` read from a REAL
 /// column equals the `5` a mapping produces.
 pub fn number(v: f64) -> Value {

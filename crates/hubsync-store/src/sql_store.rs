@@ -2,7 +2,7 @@
 //! [`SqliteStore`](crate::SqliteStore) and [`PgStore`](crate::PgStore). The few statements
 //! that differ between the dialects are picked with [`pick`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -180,40 +180,14 @@ impl<B: Backend> SqlStore<B> {
         Ok(first(self.db.read(sql.into(), args).await?))
     }
 
-    /// Runs a `SELECT` of `columns` returning many rows. On SQLite the rows come back as one
-    /// JSON array (`json_group_array`), because the driver's cost is per row and per column,
-    /// not per byte; on PostgreSQL they stream as they are.
-    async fn read_many(
-        &self,
-        select: String,
-        columns: &[&str],
-        args: Vec<Arg>,
-    ) -> Result<Vec<Row>, StoreError> {
-        match B::DIALECT {
-            Dialect::Postgres => self.read(Sql::Built(select), args).await,
-            Dialect::Sqlite => {
-                let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
-                let sql = format!(
-                    "SELECT json_group_array(json_object({})) AS rows FROM ({select})",
-                    pairs.join(", ")
-                );
-                match self.read_one(Sql::Built(sql), args).await? {
-                    Some(row) => Row::many_from_json(&row.text("json rows", "rows")?),
-                    None => Ok(Vec::new()),
-                }
-            }
-        }
-    }
-
     async fn read_records(
         &self,
         object_type: ObjectType,
         select: String,
         args: Vec<Arg>,
     ) -> Result<Vec<LocalRecord>, StoreError> {
-        let columns = schema::record_columns(object_type);
         let mut records = self
-            .read_many(select, &columns, args)
+            .read(Sql::Built(select), args)
             .await?
             .into_iter()
             .map(|row| schema::record_from_row(object_type, row))
@@ -736,7 +710,7 @@ impl<B: Backend> SqlStore<B> {
         tx: &mut B::Tx,
         portal: PortalId,
         mut acks: Vec<OutboundAck>,
-    ) -> Result<Vec<OutboundAck>, StoreError> {
+    ) -> Result<(Vec<OutboundAck>, BTreeSet<(ObjectType, LocalId)>), StoreError> {
         let mut wanted: BTreeMap<ObjectType, Vec<i64>> = BTreeMap::new();
         for ack in &acks {
             if let AckOutcome::Written {
@@ -750,7 +724,14 @@ impl<B: Backend> SqlStore<B> {
                     .push(ack.range.local_id.get());
             }
         }
-        let mut current: BTreeMap<(ObjectType, LocalId), SyncState> = BTreeMap::new();
+        /// What the overlay needs of a stored sync state.
+        struct Stored {
+            hubspot_id: Option<HubspotId>,
+            base: Option<FieldMap>,
+            base_ts: BTreeMap<String, Millis>,
+        }
+        const T: &str = "sync_state";
+        let mut current: BTreeMap<(ObjectType, LocalId), Stored> = BTreeMap::new();
         for (object_type, ids) in wanted {
             for chunk in ids.chunks(500) {
                 let mut binder = Binder::default();
@@ -758,16 +739,26 @@ impl<B: Backend> SqlStore<B> {
                 binder.bind(ty(object_type));
                 let list = batch::id_list(B::DIALECT, &mut binder, chunk.iter().copied());
                 let sql = format!(
-                    "SELECT * FROM sync_state WHERE portal_id = $1 AND object_type = $2 \
+                    "SELECT local_id, hubspot_id, base, base_ts FROM sync_state \
+                     WHERE portal_id = $1 AND object_type = $2 \
                      AND local_id IN {list} ORDER BY local_id{}",
                     for_update(B::DIALECT)
                 );
                 for row in B::fetch(tx, Sql::Built(sql), binder.args).await? {
-                    let state = sync_state_from_row(&row)?;
-                    current.insert((object_type, state.local_id), state);
+                    let state = Stored {
+                        hubspot_id: parse_hubspot_id(
+                            T,
+                            "hubspot_id",
+                            row.opt_text(T, "hubspot_id")?,
+                        )?,
+                        base: row.opt_de(T, "base")?,
+                        base_ts: row.opt_de(T, "base_ts")?.unwrap_or_default(),
+                    };
+                    current.insert((object_type, LocalId(row.i64(T, "local_id")?)), state);
                 }
             }
         }
+        let mut id_recorded = BTreeSet::new();
         for ack in &mut acks {
             let AckOutcome::Written {
                 hubspot_id,
@@ -785,6 +776,7 @@ impl<B: Backend> SqlStore<B> {
             let (Some(stored), true) = (&state.base, state.hubspot_id == Some(*hubspot_id)) else {
                 continue;
             };
+            id_recorded.insert((ack.range.object_type, ack.range.local_id));
             let mut merged = stored.clone();
             let mut times = state.base_ts.clone();
             for field in written.iter() {
@@ -797,7 +789,7 @@ impl<B: Backend> SqlStore<B> {
             *base = merged;
             *base_ts = times;
         }
-        Ok(acks)
+        Ok((acks, id_recorded))
     }
 
     async fn load_sync_state_tx(
@@ -1232,17 +1224,8 @@ const SYNC_STATE_COLUMNS: &[&str] = &[
 
 fn sync_state_from_row(row: &Row) -> Result<SyncState, StoreError> {
     const T: &str = "sync_state";
-    let base = match row.opt_json(T, "base")? {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            serde_json::from_value(v).map_err(|e| StoreError::corrupt(T, "base", e.to_string()))?,
-        ),
-    };
-    let base_ts = match row.opt_json(T, "base_ts")? {
-        None | Some(Value::Null) => BTreeMap::new(),
-        Some(v) => serde_json::from_value(v)
-            .map_err(|e| StoreError::corrupt(T, "base_ts", e.to_string()))?,
-    };
+    let base = row.opt_de(T, "base")?;
+    let base_ts = row.opt_de(T, "base_ts")?.unwrap_or_default();
     Ok(SyncState {
         object_type: parse_object_type(T, &row.text(T, "object_type")?)?,
         local_id: LocalId(row.i64(T, "local_id")?),
@@ -1423,6 +1406,8 @@ struct AckBatch {
 
 /// The sync state an [`AckOutcome::Written`] records, its JSON serialised once.
 struct AckWritten {
+    /// The record's sync state already holds `hubspot_id`: no other state to free it from.
+    id_recorded: bool,
     object_type: ObjectType,
     local_id: LocalId,
     hubspot_id: String,
@@ -1434,7 +1419,12 @@ struct AckWritten {
 }
 
 impl AckBatch {
-    fn new(acks: Vec<OutboundAck>) -> Result<Self, StoreError> {
+    /// `id_recorded`: the records whose sync state already holds the HubSpot id acknowledged
+    /// (read in the same transaction), so that no other row's state can hold it.
+    fn new(
+        acks: Vec<OutboundAck>,
+        id_recorded: &BTreeSet<(ObjectType, LocalId)>,
+    ) -> Result<Self, StoreError> {
         let mut last: BTreeMap<(ObjectType, LocalId), (i64, AckOutcome)> = BTreeMap::new();
         for ack in acks {
             let key = (ack.range.object_type, ack.range.local_id);
@@ -1460,6 +1450,7 @@ impl AckBatch {
                     remote_updated_at,
                     written_fields: _,
                 } => batch.written.push(AckWritten {
+                    id_recorded: id_recorded.contains(&(object_type, local_id)),
                     object_type,
                     local_id,
                     hubspot_id: hubspot_id.to_string(),
@@ -1509,14 +1500,15 @@ impl AckBatch {
             }
             out.push(s.finish());
         }
-        for range in batch::chunks(self.written.len(), 3, 1) {
+        let new_ids: Vec<&AckWritten> = self.written.iter().filter(|w| !w.id_recorded).collect();
+        for range in batch::chunks(new_ids.len(), 3, 1) {
             let mut s = Statement::new(dialect);
             s.push(if sqlite {
                 "DELETE FROM sync_state WHERE rowid IN (SELECT s.rowid FROM (VALUES "
             } else {
                 "DELETE FROM sync_state s USING (VALUES "
             });
-            s.values(self.written[range].iter().map(|w| {
+            s.values(new_ids[range].iter().map(|w| {
                 [
                     ty(w.object_type),
                     lid(w.local_id),
@@ -2123,17 +2115,13 @@ impl<B: Backend> Store for SqlStore<B> {
                 .await?
             }
             Dialect::Sqlite => {
-                // The one writer selects the items as one JSON cell, then leases exactly them.
-                let selected = B::fetch(
+                // The one writer selects the items, then leases exactly them.
+                let items = B::fetch(
                     &mut tx,
                     Sql::Static(include_str!("../queries/sqlite/claim_outbox.sql")),
                     vec![pid(portal), int(now), int(i64::from(limit)), int(scan)],
                 )
                 .await?;
-                let items = match first(selected) {
-                    Some(row) => Row::many_from_json(&row.text("outbox", "items")?)?,
-                    None => Vec::new(),
-                };
                 let ids = items
                     .iter()
                     .map(|item| item.i64("outbox", "id").map(Value::from))
@@ -2169,8 +2157,8 @@ impl<B: Backend> Store for SqlStore<B> {
         }
         let now = now_ms();
         let mut tx = self.db.begin().await?;
-        let acks = Self::overlay_written_fields(&mut tx, portal, acks).await?;
-        let batch = AckBatch::new(acks)?;
+        let (acks, id_recorded) = Self::overlay_written_fields(&mut tx, portal, acks).await?;
+        let batch = AckBatch::new(acks, &id_recorded)?;
         B::start_apply(&mut tx).await?;
         // A few multi-row statements per batch, whatever its size.
         for (sql, args) in batch.statements(B::DIALECT, portal, now) {
@@ -2517,7 +2505,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN {ids}",
                 SYNC_STATE_COLUMNS.join(", ")
             );
-            for row in self.read_many(sql, SYNC_STATE_COLUMNS, binder.args).await? {
+            for row in self.read(Sql::Built(sql), binder.args).await? {
                 out.push(sync_state_from_row(&row)?);
             }
         }
@@ -2531,52 +2519,9 @@ impl<B: Backend> Store for SqlStore<B> {
         object_type: ObjectType,
         local_ids: &[LocalId],
     ) -> Result<Vec<(LocalRecord, Option<SyncState>)>, StoreError> {
-        if matches!(B::DIALECT, Dialect::Postgres) {
-            let records = self.get_records(portal, object_type, local_ids).await?;
-            let states = self.get_sync_states(portal, object_type, local_ids).await?;
-            return Ok(crate::store::pair_with_states(records, states));
-        }
-        let record_pairs: Vec<String> = schema::record_columns(object_type)
-            .iter()
-            .map(|c| format!("'{c}', r.{c}"))
-            .collect();
-        let state_pairs: Vec<String> = SYNC_STATE_COLUMNS
-            .iter()
-            .map(|c| format!("'{c}', s.{c}"))
-            .collect();
-        let mut out = Vec::with_capacity(local_ids.len());
-        for chunk in local_ids.chunks(500) {
-            let mut binder = Binder::default();
-            binder.bind(pid(portal));
-            binder.bind(ty(object_type));
-            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
-            let sql = format!(
-                "SELECT json_group_array(json_object('r', json_object({}), 's', \
-                 json(CASE WHEN s.local_id IS NULL THEN NULL ELSE json_object({}) END))) AS rows \
-                 FROM ({} AND id IN {ids}) AS r LEFT JOIN sync_state AS s \
-                 ON s.portal_id = $1 AND s.object_type = $2 AND s.local_id = r.id",
-                record_pairs.join(", "),
-                state_pairs.join(", "),
-                Self::select_records(object_type)
-            );
-            let Some(row) = self.read_one(Sql::Built(sql), binder.args).await? else {
-                continue;
-            };
-            let text = row.text("json rows", "rows")?;
-            let pairs: Vec<Value> = serde_json::from_str(&text)
-                .map_err(|e| StoreError::corrupt("json rows", "", format!("invalid json: {e}")))?;
-            for mut pair in pairs {
-                let record =
-                    schema::record_from_row(object_type, Row::from_json(pair["r"].take())?)?;
-                let state = match pair["s"].take() {
-                    Value::Null => None,
-                    state => Some(sync_state_from_row(&Row::from_json(state)?)?),
-                };
-                out.push((record, state));
-            }
-        }
-        out.sort_by_key(|(record, _)| record.local_id);
-        Ok(out)
+        let records = self.get_records(portal, object_type, local_ids).await?;
+        let states = self.get_sync_states(portal, object_type, local_ids).await?;
+        Ok(crate::store::pair_with_states(records, states))
     }
 
     async fn get_sync_state_by_hubspot_id(

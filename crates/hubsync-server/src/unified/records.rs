@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 
+use hubsync_core::record::CUSTOM_PREFIX;
 use hubsync_core::{FieldMap, LocalId, ObjectType, PortalId};
 use hubsync_engine::ASSOCIATION_FIELDS;
 use hubsync_mapping::Mappings;
 use hubsync_store::{DeadLetter, LocalRecord, Millis, Store, StoreError, SyncState};
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 /// Dead letters scanned (newest first) to explain records that are not synced.
 const DEAD_LETTER_SCAN: u32 = 500;
@@ -56,12 +58,7 @@ pub struct SyncView {
 impl SyncView {
     /// The `sync` member of a record.
     pub fn to_json(&self) -> Value {
-        json!({
-            "status": self.status.as_str(),
-            "synced_at": self.synced_at.map(rfc3339),
-            "reason": self.reason,
-            "category": self.category,
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -77,30 +74,68 @@ pub fn rfc3339(ms: Millis) -> String {
 
 /// A local record in the unified shape.
 pub fn render(record: &LocalRecord, sync: &SyncView) -> Value {
-    let mut out = match record.fields.to_unified() {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    out.insert("id".into(), Value::String(record.local_id.to_string()));
-    out.insert(
-        "hubspot_id".into(),
-        record
-            .hubspot_id
-            .map_or(Value::Null, |id| Value::String(id.to_string())),
-    );
-    out.insert(
-        "created_at".into(),
-        Value::String(rfc3339(record.created_at)),
-    );
-    out.insert(
-        "updated_at".into(),
-        Value::String(rfc3339(record.updated_at)),
-    );
-    if record.deleted {
-        out.insert("deleted".into(), Value::Bool(true));
+    serde_json::to_value(Unified { record, sync }).unwrap_or(Value::Null)
+}
+
+/// A record in the unified shape, serialised straight from the record (a list page writes
+/// its JSON without building a tree of values first): the unified fields with
+/// `custom_fields` nested again, then `id`, `hubspot_id`, `created_at`, `updated_at`,
+/// `deleted` (only when true) and `sync`.
+#[derive(Debug, Clone, Copy)]
+pub struct Unified<'a> {
+    /// The record.
+    pub record: &'a LocalRecord,
+    /// Its sync status.
+    pub sync: &'a SyncView,
+}
+
+impl Serialize for Unified<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The `custom_fields.` entries of a field map, as one object.
+        struct Custom<'a>(&'a FieldMap);
+        impl Serialize for Custom<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(
+                    self.0
+                        .iter()
+                        .filter_map(|(k, v)| k.strip_prefix(CUSTOM_PREFIX).map(|name| (name, v))),
+                )
+            }
+        }
+        let record = self.record;
+        let mut map = serializer.serialize_map(None)?;
+        let mut custom = false;
+        for (key, value) in record.fields.iter() {
+            if key.starts_with(CUSTOM_PREFIX) {
+                custom = true;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if custom {
+            map.serialize_entry("custom_fields", &Custom(&record.fields))?;
+        }
+        map.serialize_entry("id", &record.local_id.get().to_string())?;
+        map.serialize_entry("hubspot_id", &record.hubspot_id.map(|id| id.to_string()))?;
+        map.serialize_entry("created_at", &rfc3339(record.created_at))?;
+        map.serialize_entry("updated_at", &rfc3339(record.updated_at))?;
+        if record.deleted {
+            map.serialize_entry("deleted", &true)?;
+        }
+        map.serialize_entry("sync", self.sync)?;
+        map.end()
     }
-    out.insert("sync".into(), sync.to_json());
-    Value::Object(out)
+}
+
+impl Serialize for SyncView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("status", self.status.as_str())?;
+        map.serialize_entry("synced_at", &self.synced_at.map(rfc3339))?;
+        map.serialize_entry("reason", &self.reason)?;
+        map.serialize_entry("category", &self.category)?;
+        map.end()
+    }
 }
 
 /// The fields hubsync syncs as properties, in canonical form: what the merge base holds once

@@ -19,7 +19,7 @@ use hubsync_core::record::CUSTOM_PREFIX;
 use hubsync_core::{Changes, FieldMap, LocalId, ObjectType, PortalId};
 use hubsync_mapping::SqlOp;
 use hubsync_store::{Filter, FilterOp, LocalRecord};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::auth::{Caller, PORTAL_PARAM};
 use super::cursor::Cursor;
@@ -281,12 +281,22 @@ pub async fn list(
         .map(|r| Cursor::Local(r.local_id).encode());
     let views =
         records::sync_views(store, &shared.engine.mappings, caller.portal, ty, &page).await?;
-    let results: Vec<Value> = page
+    /// The page, serialised straight from the records.
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        results: Vec<records::Unified<'a>>,
+        next_cursor: Option<String>,
+    }
+    let results = page
         .iter()
         .zip(&views)
-        .map(|(r, v)| records::render(r, v))
+        .map(|(record, sync)| records::Unified { record, sync })
         .collect();
-    Ok(Json(json!({"results": results, "next_cursor": next_cursor})).into_response())
+    Ok(Json(Page {
+        results,
+        next_cursor,
+    })
+    .into_response())
 }
 
 /// `GET /unified/crm/{type}/{id}`.

@@ -1,12 +1,9 @@
--- Selects every claimable item of up to $5 records, oldest record first, as one JSON array
--- (the driver's cost is per row and column, so one cell beats hundreds of rows). The caller
--- then leases exactly these items, in the same BEGIN IMMEDIATE transaction.
+-- Selects every claimable item of up to $3 records, oldest record first. The caller then
+-- leases exactly these items, in the same BEGIN IMMEDIATE transaction.
 -- $1 portal, $2 now, $3 records, $4 how many of the oldest items to scan for records. A record
 -- with an item still leased to someone else is skipped whole, so one record is never pushed
 -- twice at once.
-SELECT json_group_array(json_object(
-           'id', id, 'object_type', object_type, 'local_id', local_id, 'op', op,
-           'hubspot_id', hubspot_id, 'captured_at', captured_at, 'attempts', attempts + 1)) AS items
+SELECT id, object_type, local_id, op, hubspot_id, captured_at, attempts + 1 AS attempts
 FROM outbox
 WHERE portal_id = $1
   AND not_before <= $2

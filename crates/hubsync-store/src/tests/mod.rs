@@ -58,9 +58,7 @@ async fn sqlite() -> Option<(Harness, Option<Teardown>)> {
         dir.path().join("hubsync.db").display()
     );
     let store = SqliteStore::open(&url).await.expect("open sqlite");
-    let app = AppDb::Sqlite(SqliteDb {
-        pool: store.pool().clone(),
-    });
+    let app = AppDb::Sqlite(store.db.clone());
     Some((
         Harness {
             store: Arc::new(store),
