@@ -32,8 +32,9 @@ impl Fingerprint {
 
     /// Parses the hex form; `None` if it is not 64 hex digits.
     pub fn from_hex(s: &str) -> Option<Fingerprint> {
-        let bytes = hex::decode(s).ok()?;
-        Some(Fingerprint(bytes.try_into().ok()?))
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(s, &mut bytes).ok()?;
+        Some(Fingerprint(bytes))
     }
 }
 

@@ -275,6 +275,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn fetch(tx: &mut Self::Tx, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>, StoreError>;
     /// Runs a read-only query outside any transaction.
     async fn read(&self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>, StoreError>;
+    /// [`Backend::read`] for a query whose cost the caller's filters decide (a filter on an
+    /// unindexed column scans the table). On SQLite, whose statements otherwise run on the
+    /// calling runtime thread, it runs on the blocking pool, so that it cannot hold up the
+    /// threads that receive webhooks; that hop costs more than a bounded read itself.
+    async fn read_unbounded(&self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        self.read(sql, args).await
+    }
     /// Marks the transaction as hubsync's own: the capture triggers skip its writes.
     async fn start_apply(tx: &mut Self::Tx) -> Result<(), StoreError>;
     /// Ends the marking (before commit).
@@ -453,7 +460,7 @@ fn sqlite_fetch(
 ) -> Result<Vec<Row>, StoreError> {
     let mut stmt = conn.prepare_cached(sql.text())?;
     sqlite_bind(&mut stmt, args)?;
-    let names: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let names: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
     let width = names.len();
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
@@ -544,6 +551,14 @@ impl Backend for SqliteDb {
         tokio::task::consume_budget().await;
         self.conns
             .with_reader(|conn| sqlite_fetch(conn, &sql, &args))
+    }
+    async fn read_unbounded(&self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        let conns = self.conns.clone();
+        tokio::task::spawn_blocking(move || {
+            conns.with_reader(|conn| sqlite_fetch(conn, &sql, &args))
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
     }
     async fn start_apply(tx: &mut Self::Tx) -> Result<(), StoreError> {
         sqlite_exec(

@@ -15,6 +15,10 @@ pub enum StoreError {
     /// hubsync's own SQLite connections failed (open, query, constraint).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A blocking task running a statement did not complete (it panicked, or the runtime is
+    /// shutting down).
+    #[error("database worker failed: {0}")]
+    Worker(String),
     /// The store was closed; nothing more can be read or written through it.
     #[error("the store is closed")]
     Closed,

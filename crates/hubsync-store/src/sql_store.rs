@@ -1888,7 +1888,19 @@ impl<B: Backend> Store for SqlStore<B> {
         schema::push_filters(B::DIALECT, object_type, filters, &mut sql, &mut binder)?;
         let p = binder.bind(int(i64::from(limit)));
         sql.push_str(&format!(" ORDER BY id LIMIT {p}"));
-        self.read_records(object_type, sql, binder.args).await
+        // Past the keyset and the deleted marker, a filter may make the walk to `limit` rows
+        // scan the table.
+        let rows = if filters.iter().any(|f| f.field != "deleted_at") {
+            self.db.read_unbounded(Sql::Built(sql), binder.args).await?
+        } else {
+            self.read(Sql::Built(sql), binder.args).await?
+        };
+        let mut records = rows
+            .into_iter()
+            .map(|row| schema::record_from_row(object_type, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| r.local_id);
+        Ok(records)
     }
 
     async fn count_records(
@@ -1904,7 +1916,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut binder = Binder::default();
         binder.bind(pid(portal));
         schema::push_filters(B::DIALECT, object_type, filters, &mut sql, &mut binder)?;
-        let row = self.read_one(Sql::Built(sql), binder.args).await?;
+        let row = first(self.db.read_unbounded(Sql::Built(sql), binder.args).await?);
         let n = match row {
             Some(row) => row.i64("count", "n")?,
             None => 0,

@@ -63,13 +63,43 @@ impl SyncView {
 }
 
 /// Epoch milliseconds as RFC 3339 in UTC with milliseconds (`2026-12-03T17:00:00.000Z`).
+/// Years outside 0–9999 are clamped to that range's ends (RFC 3339 has four-digit years).
 pub fn rfc3339(ms: Millis) -> String {
+    const MIN: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+    const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let ms = ms.clamp(MIN, MAX);
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&format).unwrap_or_default()
+    // Written digit by digit: this runs three times per record of every list page, and the
+    // general formatter cost more than the rest of a record's rendering.
+    let (year, month, day) = t.to_calendar_date();
+    let mut out = [0u8; 24];
+    let mut put = |at: usize, value: u32, width: usize| {
+        let mut v = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year.unsigned_abs(), 4);
+    put(5, u32::from(u8::from(month)), 2);
+    put(8, u32::from(day), 2);
+    put(11, u32::from(t.hour()), 2);
+    put(14, u32::from(t.minute()), 2);
+    put(17, u32::from(t.second()), 2);
+    put(20, u32::from(t.millisecond()), 3);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ] {
+        out[at] = c;
+    }
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// A local record in the unified shape.
@@ -238,4 +268,33 @@ pub async fn sync_views(
         }
     }
     Ok(views)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    /// The general formatter, which the hand-written one replaces.
+    fn reference(ms: i64) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .expect("in range");
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        t.format(&format).expect("format")
+    }
+
+    #[test]
+    fn rfc3339_matches_the_general_formatter() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_796_403_600_123), "2026-12-04T17:00:00.123Z");
+        let mut ms: i64 = -62_167_219_200_000;
+        while ms < 253_402_300_799_999 {
+            assert_eq!(rfc3339(ms), reference(ms), "{ms}");
+            ms += 77_777_777_771;
+        }
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(i64::MIN), "0000-01-01T00:00:00.000Z");
+    }
 }
