@@ -708,3 +708,139 @@ impl Backend for PgDb {
         self.lease_pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod sqlite_unit {
+    use super::*;
+
+    async fn db() -> (SqliteDb, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("unit.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        let conns = SqliteConns::open(&path, 2, std::time::Duration::from_secs(1)).expect("open");
+        let db = SqliteDb {
+            pool,
+            conns: Arc::new(conns),
+        };
+        let mut tx = db.begin().await.expect("begin");
+        SqliteDb::exec(
+            &mut tx,
+            Sql::Static("CREATE TABLE t (a INTEGER, b TEXT)"),
+            vec![],
+        )
+        .await
+        .expect("create");
+        SqliteDb::commit(tx).await.expect("commit");
+        (db, dir)
+    }
+
+    async fn count(db: &SqliteDb) -> i64 {
+        let rows = db
+            .read(Sql::Static("SELECT count(*) AS n FROM t"), vec![])
+            .await
+            .expect("count");
+        rows[0].i64("t", "n").expect("n")
+    }
+
+    #[tokio::test]
+    async fn numbered_placeholders_bind_by_number_not_by_position() {
+        let (db, _dir) = db().await;
+        let mut tx = db.begin().await.expect("begin");
+        // `$2` comes first in the text: SQLite numbers it parameter 1.
+        SqliteDb::exec(
+            &mut tx,
+            Sql::Static("INSERT INTO t (b, a) VALUES ($2, $1)"),
+            vec![Arg::Int(Some(7)), Arg::Text(Some("seven".into()))],
+        )
+        .await
+        .expect("insert");
+        SqliteDb::commit(tx).await.expect("commit");
+        let rows = db
+            .read(
+                // `$1` twice: one parameter, bound once.
+                Sql::Static("SELECT a, b FROM t WHERE a = $1 OR b = $1"),
+                vec![Arg::Int(Some(7))],
+            )
+            .await
+            .expect("read");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].text("t", "b").expect("b"), "seven");
+        let missing = db
+            .read(
+                Sql::Static("SELECT a FROM t WHERE a = $2"),
+                vec![Arg::Int(Some(7))],
+            )
+            .await;
+        assert!(
+            missing.is_err(),
+            "a placeholder without its argument is an error"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_before_commit_is_rolled_back_and_the_writer_is_free() {
+        let (db, _dir) = db().await;
+        let mut tx = db.begin().await.expect("begin");
+        SqliteDb::exec(&mut tx, Sql::Static("INSERT INTO t (a) VALUES (1)"), vec![])
+            .await
+            .expect("insert");
+        drop(tx);
+        assert_eq!(count(&db).await, 0);
+        // A cancelled transaction (its future dropped mid-way) leaves the writer usable.
+        let db2 = db.clone();
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(1), async move {
+            let mut tx = db2.begin().await.expect("begin");
+            SqliteDb::exec(&mut tx, Sql::Static("INSERT INTO t (a) VALUES (2)"), vec![])
+                .await
+                .expect("insert");
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert!(cancelled.is_err());
+        let mut tx = db.begin().await.expect("begin after cancel");
+        SqliteDb::exec(&mut tx, Sql::Static("INSERT INTO t (a) VALUES (3)"), vec![])
+            .await
+            .expect("insert");
+        SqliteDb::commit(tx).await.expect("commit");
+        assert_eq!(count(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_for_the_apps_write_lock_instead_of_failing() {
+        let (db, dir) = db().await;
+        let app = rusqlite::Connection::open(dir.path().join("unit.db")).expect("app");
+        app.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (a) VALUES (10);")
+            .expect("app write");
+        let writer = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await.expect("begin waits, then succeeds");
+                SqliteDb::exec(
+                    &mut tx,
+                    Sql::Static("INSERT INTO t (a) VALUES (11)"),
+                    vec![],
+                )
+                .await
+                .expect("insert");
+                SqliteDb::commit(tx).await.expect("commit");
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        app.execute_batch("COMMIT").expect("app commit");
+        writer.await.expect("writer");
+        assert_eq!(count(&db).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_statements() {
+        let (db, _dir) = db().await;
+        db.close().await;
+        assert!(matches!(db.begin().await, Err(StoreError::Closed)));
+        assert!(matches!(
+            db.read(Sql::Static("SELECT 1"), vec![]).await,
+            Err(StoreError::Closed)
+        ));
+    }
+}

@@ -1,6 +1,12 @@
 //! The SQLite backend: one file, WAL mode so that the app reads while hubsync writes, a busy
 //! timeout so that concurrent writers wait instead of failing, and `BEGIN IMMEDIATE` for every
 //! hubsync write transaction (SQLite has one writer).
+//!
+//! hubsync's own statements run on connections of its own (rusqlite), on the calling thread:
+//! a SQLite statement takes microseconds, and handing each statement and each row to a driver
+//! thread (what sqlx's SQLite driver does) cost more than the work itself. sqlx still runs the
+//! embedded migrations, and its pool is what [`SqlStore::pool`] offers for SQL the app would
+//! run itself.
 
 use std::str::FromStr;
 use std::sync::Arc;
