@@ -3,14 +3,14 @@
 //! ways.
 //!
 //! This module owns everything about them; the workers only call in:
-//! - **outbound** ([`push`], from [`outbound::push_once`](crate::outbound::push_once)): after a
+//! - **outbound** (`push`, from [`outbound::push_once`](crate::outbound::push_once)): after a
 //!   step's property writes, each acknowledged record's association fields are compared with
 //!   their base (what HubSpot held when last synced); the differences go out as v4 batch
 //!   archives, then batch creates (≤ [`WRITE_BATCH`] inputs a call, general lane, through the
 //!   same rate-aware client). Local ids are translated to HubSpot ids; a link to a record that
 //!   has no HubSpot id yet waits: the record is re-queued with a short delay, never
 //!   dead-lettered.
-//! - **inbound** ([`apply_events`], from [`inbound::apply_once`](crate::inbound::apply_once)):
+//! - **inbound** (`apply_events`, from [`inbound::apply_once`](crate::inbound::apply_once)):
 //!   `associationChange` events name the records whose links changed; their current
 //!   associations are batch-read (≤ 1,000 records a call) and merged — so late, duplicated or
 //!   reordered events cannot leave a stale link, and echoes of our own writes (dropped by change
@@ -565,7 +565,7 @@ fn dead_letter(
 // HubSpot → local
 // ---------------------------------------------------------------------------------------------
 
-/// Whether an inbox event is an association change (consumed by [`apply_events`]).
+/// Whether an inbox event is an association change (consumed by `apply_events`).
 pub fn is_association_event(subscription_type: &str) -> bool {
     subscription_type.ends_with(".associationChange")
 }

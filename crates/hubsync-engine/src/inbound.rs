@@ -7,7 +7,7 @@
 //!    late or duplicated event never overwrites a newer one;
 //! 3. batch-reads (100 ids a call, general lane) what the events do not carry: created,
 //!    restored and merged records, and records hubsync has no base for;
-//! 4. hands the resulting HubSpot states to [`apply::plan`](crate::apply::plan) — the
+//! 4. hands the resulting HubSpot states to [`apply::plan`] — the
 //!    fingerprint echo check and the three-way merge — and commits the plan together with the
 //!    deletion of the consumed events, in one transaction.
 
