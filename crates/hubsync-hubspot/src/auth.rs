@@ -297,13 +297,14 @@ impl PortalAuth {
 
     /// Marks the portal as needing re-authorisation because the credentials of `generation`
     /// were rejected; logs once. Credentials registered since then are not affected (a
-    /// request that was in flight with the old token must not condemn the new one).
+    /// request that was in flight with the old token must not condemn the new one): it gets
+    /// the transient [`ApiError::TokenRejected`] instead.
     pub fn mark_needs_reauth(&self, generation: u64, reason: String) -> ApiError {
         let mut inner = self.inner.lock();
         if inner.generation != generation {
-            return ApiError::NeedsReauth {
+            return ApiError::TokenRejected {
                 portal: self.portal,
-                reason: format!("{reason} (with credentials since replaced)"),
+                reason: format!("{reason} (credentials since replaced)"),
             };
         }
         if inner.needs_reauth.is_none() {

@@ -245,6 +245,17 @@ pub enum ApiError {
         /// What HubSpot said.
         reason: String,
     },
+    /// HubSpot rejected an OAuth token although the refresh token still works: the token was
+    /// replaced or expired again while the request was in flight, more often than the request
+    /// retries. Transient: the refresh grant is what proves authorisation, so the portal stays
+    /// authorised and the caller tries again later.
+    #[error("portal {portal}: hubspot rejected a freshly issued oauth token ({reason}); try again")]
+    TokenRejected {
+        /// The portal.
+        portal: PortalId,
+        /// What HubSpot said.
+        reason: String,
+    },
     /// 400: invalid input (unknown property, wrong type, ...). Not retried.
     #[error("hubspot rejected the request as invalid: {0}")]
     Validation(Box<HubspotError>),

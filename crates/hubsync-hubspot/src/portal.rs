@@ -91,6 +91,10 @@ impl std::fmt::Debug for PortalClient {
     }
 }
 
+/// How many times one request answered 401 is re-sent with newer credentials (a token another
+/// request refreshed, or one this request refreshed) before it gives up.
+const AUTH_RETRIES: u32 = 3;
+
 /// A request, before it is sent (kept so it can be re-sent on retry).
 pub(crate) struct Request {
     pub method: Method,
@@ -190,14 +194,14 @@ impl PortalClient {
     pub(crate) async fn execute(&self, request: &Request) -> Result<Reply, ApiError> {
         let mut transient_attempts = 0u32;
         let mut rate_limit_retries = 0u32;
-        let mut auth_retried = false;
+        let mut auth_retries = 0u32;
         loop {
             match self
                 .attempt(
                     request,
                     &mut transient_attempts,
                     &mut rate_limit_retries,
-                    &mut auth_retried,
+                    &mut auth_retries,
                 )
                 .await
             {
@@ -217,7 +221,7 @@ impl PortalClient {
         request: &Request,
         transient_attempts: &mut u32,
         rate_limit_retries: &mut u32,
-        auth_retried: &mut bool,
+        auth_retries: &mut u32,
     ) -> Outcome {
         let state = &*self.state;
         let portal = state.portal;
@@ -330,20 +334,28 @@ impl PortalClient {
             401 => {
                 state.breaker.lock().record_success();
                 let error = HubspotError::from_body(&body);
-                if !*auth_retried && state.auth.generation() != bearer.generation {
-                    // New credentials arrived while this request was in flight: try them.
-                    *auth_retried = true;
-                    return Outcome::Retry(Duration::ZERO);
-                }
-                if bearer.is_oauth && !*auth_retried {
-                    *auth_retried = true;
-                    tracing::info!(portal = %portal, category = error.category(), "hubspot answered 401; refreshing the oauth token once");
-                    return match state.auth.refresh(&self.shared, bearer.generation).await {
-                        Ok(_) => Outcome::Retry(Duration::ZERO),
-                        Err(e) => Outcome::Done(Err(e)),
-                    };
+                if *auth_retries < AUTH_RETRIES {
+                    *auth_retries += 1;
+                    if state.auth.generation() != bearer.generation {
+                        // New credentials arrived while this request was in flight (another
+                        // request's refresh, a re-authorisation): try them.
+                        return Outcome::Retry(Duration::ZERO);
+                    }
+                    if bearer.is_oauth {
+                        tracing::info!(portal = %portal, category = error.category(), "hubspot answered 401; refreshing the oauth token");
+                        // A refused refresh grant marks the portal NeedsReauth in `refresh`.
+                        return match state.auth.refresh(&self.shared, bearer.generation).await {
+                            Ok(_) => Outcome::Retry(Duration::ZERO),
+                            Err(e) => Outcome::Done(Err(e)),
+                        };
+                    }
                 }
                 let reason = format!("{}: {}", error.category(), error.message);
+                if bearer.is_oauth {
+                    // The refresh grant works, but every token it issued was rejected before
+                    // this request could use it: not for a human to fix; try again later.
+                    return Outcome::Done(Err(ApiError::TokenRejected { portal, reason }));
+                }
                 Outcome::Done(Err(state.auth.mark_needs_reauth(bearer.generation, reason)))
             }
             429 => {

@@ -199,3 +199,61 @@ async fn a_bad_authorization_code_is_an_oauth_error() {
         other => panic!("expected an oauth error, got {other:?}"),
     }
 }
+
+/// Concurrent calls while HubSpot keeps expiring every access token under them (what the
+/// soak's token faults do): a call whose token was replaced by another call's refresh while it
+/// was in flight tries the new one. No call may end in NeedsReauth and the portal stays
+/// authorised: only a rejected refresh means a human must act.
+#[tokio::test]
+async fn calls_ride_out_tokens_expired_and_replaced_while_they_are_in_flight() {
+    let (bed, _store) = start_oauth(Setup::default()).await;
+    let admin = bed.admin();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let expirer = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                admin.expire_all_tokens();
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let portal = bed.portal.clone();
+            tokio::spawn(async move {
+                let mut transient = 0;
+                for _ in 0..25 {
+                    match portal.list_page(ObjectType::Contacts, &list_one()).await {
+                        Ok(_) => {}
+                        // Tokens expired faster than a call can retry: try again later.
+                        Err(ApiError::TokenRejected { .. }) => transient += 1,
+                        Err(other) => return Err(other),
+                    }
+                }
+                Ok::<_, ApiError>(transient)
+            })
+        })
+        .collect();
+    let mut transient = 0;
+    for caller in callers {
+        transient += caller
+            .await
+            .unwrap()
+            .expect("no call ends in anything but a retryable error");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    expirer.await.unwrap();
+    assert_eq!(bed.portal.status().auth, AuthStatus::Ok, "still authorised");
+    // Every 3 ms is far faster than HubSpot ever expires tokens: many calls give up for now,
+    // but the retries carry the others through.
+    assert!(transient < 16 * 25, "every call gave up");
+    assert!(
+        bed.admin().stats().unauthenticated > 0,
+        "tokens were expired under the calls"
+    );
+    bed.portal
+        .list_page(ObjectType::Contacts, &list_one())
+        .await
+        .expect("calls succeed once the expiries stop");
+}
