@@ -245,11 +245,13 @@ pub enum ApiError {
         /// What HubSpot said.
         reason: String,
     },
-    /// HubSpot rejected an OAuth token although the refresh token still works: the token was
-    /// replaced or expired again while the request was in flight, more often than the request
-    /// retries. Transient: the refresh grant is what proves authorisation, so the portal stays
+    /// HubSpot rejected a token that is no longer the portal's latest, or an OAuth token issued
+    /// by a refresh grant that still works: credentials changed (a refresh, a re-authorisation)
+    /// while the request was in flight, more often than it retries. Transient: the portal stays
     /// authorised and the caller tries again later.
-    #[error("portal {portal}: hubspot rejected a freshly issued oauth token ({reason}); try again")]
+    #[error(
+        "portal {portal}: hubspot rejected a token while the credentials were changing ({reason}); try again"
+    )]
     TokenRejected {
         /// The portal.
         portal: PortalId,
