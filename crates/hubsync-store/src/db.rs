@@ -332,6 +332,60 @@ impl std::fmt::Debug for SqliteConns {
 /// Statements each connection keeps prepared.
 const STATEMENT_CACHE: usize = 256;
 
+/// Copies the write-ahead log back into the database file on a thread of its own, so that the
+/// writer's commits never stop to do it.
+///
+/// SQLite's default (`wal_autocheckpoint`) runs the checkpoint inside whichever commit takes
+/// the log past 1,000 pages: that commit writes and syncs the database file before it returns.
+/// Here the writer's commit hook only wakes this thread at that size, which runs a PASSIVE
+/// checkpoint (it never blocks the writer or a reader) on its own connection. If the log still
+/// grows to [`Checkpointer::HARD_PAGES`] (the thread cannot keep up, or is gone), the writer
+/// checkpoints in its commit as SQLite would. The app's own connections keep SQLite's default.
+struct Checkpointer;
+
+impl Checkpointer {
+    /// Log size (pages) at which the thread is woken: SQLite's default auto-checkpoint size.
+    const SOFT_PAGES: i32 = 1_000;
+    /// Log size (pages) at which the writer checkpoints itself.
+    const HARD_PAGES: i32 = 16_000;
+
+    /// Starts the thread on `conn` and hooks `writer`'s commits to it. The thread ends when the
+    /// writer's hook is dropped (the writer closes, or [`Checkpointer::stop`]).
+    fn start(
+        conn: rusqlite::Connection,
+        writer: &mut rusqlite::Connection,
+    ) -> Result<(), StoreError> {
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("hubsync-sqlite-checkpoint".to_owned())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    if let Err(error) =
+                        conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
+                    {
+                        tracing::debug!(%error, "background WAL checkpoint did not run");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Worker(format!("starting the WAL checkpointer: {e}")))?;
+        writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+            if pages >= Self::HARD_PAGES {
+                wal.checkpoint()?;
+            } else if pages >= Self::SOFT_PAGES {
+                // Full: a wake-up is already pending.
+                let _ = wake.try_send(());
+            }
+            Ok(())
+        }))?;
+        Ok(())
+    }
+
+    /// Ends the thread: drops the writer's hook, and with it the thread's wake-up channel.
+    fn stop(writer: &mut rusqlite::Connection) {
+        let _ = writer.wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
+    }
+}
+
 impl SqliteConns {
     /// Opens the writer and `readers` reader connections to the database file at `path`.
     pub(crate) fn open(
@@ -350,7 +404,8 @@ impl SqliteConns {
         };
         // The writer never sleeps inside SQLite (that would block a runtime thread): a busy
         // `BEGIN IMMEDIATE` is retried with async back-offs instead.
-        let writer = open(std::time::Duration::ZERO)?;
+        let mut writer = open(std::time::Duration::ZERO)?;
+        Checkpointer::start(open(busy_timeout)?, &mut writer)?;
         let readers = (0..readers.max(1))
             .map(|_| open(busy_timeout).map(std::sync::Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -585,6 +640,7 @@ impl Backend for SqliteDb {
         self.conns
             .closed
             .store(true, std::sync::atomic::Ordering::Release);
+        Checkpointer::stop(&mut *self.conns.writer.lock().await);
         self.pool.close().await;
     }
 }

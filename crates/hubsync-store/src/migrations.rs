@@ -30,6 +30,11 @@ const SQLITE: &[Step] = &[
         "association state",
         include_str!("../migrations/sqlite/0005_association_state.sql"),
     ),
+    (
+        6,
+        "outbox lease index",
+        include_str!("../migrations/sqlite/0006_outbox_leased_index.sql"),
+    ),
 ];
 
 const POSTGRES: &[Step] = &[
@@ -52,6 +57,11 @@ const POSTGRES: &[Step] = &[
         5,
         "association state",
         include_str!("../migrations/postgres/0005_association_state.sql"),
+    ),
+    (
+        6,
+        "outbox lease index",
+        include_str!("../migrations/postgres/0006_outbox_leased_index.sql"),
     ),
 ];
 

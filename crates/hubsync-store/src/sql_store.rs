@@ -183,11 +183,11 @@ impl<B: Backend> SqlStore<B> {
     async fn read_records(
         &self,
         object_type: ObjectType,
-        select: String,
+        select: Sql,
         args: Vec<Arg>,
     ) -> Result<Vec<LocalRecord>, StoreError> {
         let mut records = self
-            .read(Sql::Built(select), args)
+            .read(select, args)
             .await?
             .into_iter()
             .map(|row| schema::record_from_row(object_type, row))
@@ -279,6 +279,37 @@ impl<B: Backend> SqlStore<B> {
             schema::select_list(B::DIALECT, object_type),
             schema::table(object_type)
         )
+    }
+
+    /// The records among `local_ids` (at most [`ID_CHUNK`]), in no particular order.
+    fn records_by_id(
+        portal: PortalId,
+        object_type: ObjectType,
+        local_ids: &[LocalId],
+    ) -> (Sql, Vec<Arg>) {
+        let mut binder = Binder::default();
+        binder.bind(pid(portal));
+        let ids = batch::id_list(B::DIALECT, &mut binder, local_ids.iter().map(|id| id.get()));
+        let sql = format!("{} AND id IN {ids}", Self::select_records(object_type));
+        (Sql::Built(sql), binder.args)
+    }
+
+    /// The sync states of the records among `local_ids` (at most [`ID_CHUNK`]), in no
+    /// particular order.
+    fn sync_states_by_id(
+        portal: PortalId,
+        object_type: ObjectType,
+        local_ids: &[LocalId],
+    ) -> (Sql, Vec<Arg>) {
+        let mut binder = Binder::default();
+        binder.bind(pid(portal));
+        binder.bind(ty(object_type));
+        let ids = batch::id_list(B::DIALECT, &mut binder, local_ids.iter().map(|id| id.get()));
+        let sql = format!(
+            "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN {ids}",
+            SYNC_STATE_COLUMNS.join(", ")
+        );
+        (Sql::Built(sql), binder.args)
     }
 
     async fn load_record(
@@ -699,6 +730,99 @@ impl<B: Backend> SqlStore<B> {
             });
         }
         Ok(())
+    }
+
+    /// The claim, in the claimer's transaction: walks the claimable items oldest first, a page
+    /// at a time, until it has `limit` records (a record with an item still leased to someone
+    /// else is skipped whole, so one record is never pushed twice at once); then leases every
+    /// claimable item of those records and returns them. The walk visits only as many items as
+    /// it needs, however many items each record has queued.
+    async fn claim_walk(
+        tx: &mut B::Tx,
+        portal: PortalId,
+        now: Millis,
+        until: Millis,
+        limit: u32,
+        worker: &str,
+    ) -> Result<Vec<Row>, StoreError> {
+        const T: &str = "outbox";
+        let limit = limit as usize;
+        let page = limit.clamp(16, 1_000);
+        let mut seen: BTreeSet<(String, i64)> = BTreeSet::new();
+        let mut chosen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let (mut found, mut after) = (0, 0);
+        'walk: loop {
+            let rows = B::fetch(
+                tx,
+                Sql::Static(include_str!("../queries/claim_outbox_walk.sql")),
+                vec![pid(portal), int(now), int(after), int(page as i64)],
+            )
+            .await?;
+            let full = rows.len() == page;
+            for row in rows {
+                after = row.i64(T, "id")?;
+                let record = (row.text(T, "object_type")?, row.i64(T, "local_id")?);
+                if row.i64(T, "leased")? == 0 && !seen.contains(&record) {
+                    chosen.entry(record.0.clone()).or_default().push(record.1);
+                    found += 1;
+                }
+                seen.insert(record);
+                if found == limit {
+                    break 'walk;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut items = Vec::new();
+        for (object_type, ids) in chosen {
+            let mut binder = Binder::default();
+            binder.bind(pid(portal));
+            binder.bind(object_type.into());
+            binder.bind(int(now));
+            let list = batch::id_list(B::DIALECT, &mut binder, ids);
+            let claimable = "portal_id = $1 AND object_type = $2 AND not_before <= $3 \
+                             AND (locked_until IS NULL OR locked_until < $3)";
+            match B::DIALECT {
+                Dialect::Sqlite => {
+                    // The one writer selects the items, then leases exactly them.
+                    let sql = format!(
+                        "SELECT id, object_type, local_id, op, hubspot_id, captured_at, \
+                         attempts + 1 AS attempts FROM outbox \
+                         WHERE {claimable} AND local_id IN {list}"
+                    );
+                    let found = B::fetch(tx, Sql::Built(sql), binder.args).await?;
+                    let ids = found
+                        .iter()
+                        .map(|item| item.i64(T, "id").map(Value::from))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    B::exec(
+                        tx,
+                        Sql::Static(
+                            "UPDATE outbox SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+                             WHERE id IN (SELECT value FROM json_each($3))",
+                        ),
+                        vec![worker.into(), int(until), json_arg(Value::Array(ids))],
+                    )
+                    .await?;
+                    items.extend(found);
+                }
+                Dialect::Postgres => {
+                    // SKIP LOCKED keeps the claim off rows an ack is deleting.
+                    let worker_at = binder.bind(worker.into());
+                    let until_at = binder.bind(int(until));
+                    let sql = format!(
+                        "UPDATE outbox SET locked_by = {worker_at}, locked_until = {until_at}, \
+                         attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox \
+                         WHERE {claimable} AND local_id IN {list} FOR UPDATE SKIP LOCKED) \
+                         RETURNING id, object_type, local_id, op, hubspot_id, captured_at, attempts"
+                    );
+                    items.extend(B::fetch(tx, Sql::Built(sql), binder.args).await?);
+                }
+            }
+        }
+        Ok(items)
     }
 
     /// Turns each update's acknowledgement ([`AckOutcome::Written`] with `written_fields`) into
@@ -1207,6 +1331,9 @@ fn fingerprint(
     .transpose()
 }
 
+/// Ids per statement in the reads by id.
+const ID_CHUNK: usize = 500;
+
 /// The columns of `sync_state`.
 const SYNC_STATE_COLUMNS: &[&str] = &[
     "object_type",
@@ -1466,6 +1593,56 @@ impl AckBatch {
         Ok(batch)
     }
 
+    /// One multi-row upsert of sync states; `sets_id`: whether an existing state's
+    /// `hubspot_id` is overwritten (left out of the update when it is known to be the same).
+    fn upsert_states(
+        dialect: Dialect,
+        portal: PortalId,
+        now: Millis,
+        rows: &[&AckWritten],
+        sets_id: bool,
+    ) -> (Sql, Vec<Arg>) {
+        let json = if dialect == Dialect::Sqlite {
+            ""
+        } else {
+            "::jsonb"
+        };
+        let mut s = Statement::new(dialect);
+        s.push(
+            "INSERT INTO sync_state (portal_id, object_type, local_id, hubspot_id, base, \
+             base_ts, fp_sent, last_origin, remote_updated_at, synced_at) SELECT ",
+        );
+        s.bind(pid(portal)).push(&format!(
+            ", j.column1, j.column2, j.column3, j.column4{json}, j.column5{json}, \
+             j.column6, j.column7, j.column8, "
+        ));
+        s.bind(int(now)).push(" FROM (VALUES ");
+        s.values(rows.iter().map(|w| {
+            [
+                ty(w.object_type),
+                lid(w.local_id),
+                w.hubspot_id.as_str().into(),
+                w.base.as_str().into(),
+                w.base_ts.as_str().into(),
+                w.fp_sent.as_str().into(),
+                w.origin.clone().into(),
+                Arg::Int(w.remote_updated_at),
+            ]
+        }));
+        // `WHERE true` tells SQLite's parser the ON CONFLICT is the upsert's, not a join's.
+        s.push(") AS j WHERE true ON CONFLICT (portal_id, object_type, local_id) DO UPDATE SET ");
+        if sets_id {
+            s.push("hubspot_id = excluded.hubspot_id, ");
+        }
+        s.push(
+            "base = excluded.base, base_ts = excluded.base_ts, fp_sent = excluded.fp_sent, \
+             last_origin = excluded.last_origin, \
+             remote_updated_at = coalesce(excluded.remote_updated_at, sync_state.remote_updated_at), \
+             synced_at = excluded.synced_at",
+        );
+        s.finish()
+    }
+
     /// The statements that record the batch, in order: remove the acknowledged outbox items;
     /// free the HubSpot ids another row's stale sync state still claims (the unique index
     /// allows one); upsert the sync states; write new HubSpot ids to the app rows; remove the
@@ -1529,40 +1706,21 @@ impl AckBatch {
             }
             out.push(s.finish());
         }
-        let json = if sqlite { "" } else { "::jsonb" };
-        for range in batch::chunks(self.written.len(), 8, 2) {
-            let mut s = Statement::new(dialect);
-            s.push(
-                "INSERT INTO sync_state (portal_id, object_type, local_id, hubspot_id, base, \
-                 base_ts, fp_sent, last_origin, remote_updated_at, synced_at) SELECT ",
-            );
-            s.bind(pid(portal)).push(&format!(
-                ", j.column1, j.column2, j.column3, j.column4{json}, j.column5{json}, \
-                 j.column6, j.column7, j.column8, "
-            ));
-            s.bind(int(now)).push(" FROM (VALUES ");
-            s.values(self.written[range].iter().map(|w| {
-                [
-                    ty(w.object_type),
-                    lid(w.local_id),
-                    w.hubspot_id.clone().into(),
-                    w.base.clone().into(),
-                    w.base_ts.clone().into(),
-                    w.fp_sent.clone().into(),
-                    w.origin.clone().into(),
-                    Arg::Int(w.remote_updated_at),
-                ]
-            }));
-            // `WHERE true` tells SQLite's parser the ON CONFLICT is the upsert's, not a join's.
-            s.push(
-                ") AS j WHERE true ON CONFLICT (portal_id, object_type, local_id) DO UPDATE SET \
-                 hubspot_id = excluded.hubspot_id, base = excluded.base, \
-                 base_ts = excluded.base_ts, fp_sent = excluded.fp_sent, \
-                 last_origin = excluded.last_origin, \
-                 remote_updated_at = coalesce(excluded.remote_updated_at, sync_state.remote_updated_at), \
-                 synced_at = excluded.synced_at",
-            );
-            out.push(s.finish());
+        // The sync states: an upsert for the records whose state gains its HubSpot id (a
+        // create, or a state that held another id), and the same upsert without touching
+        // `hubspot_id` (nor its unique index) for the states that already hold it.
+        let (recorded, new_ids): (Vec<&AckWritten>, Vec<&AckWritten>) =
+            self.written.iter().partition(|w| w.id_recorded);
+        for (rows, sets_id) in [(new_ids, true), (recorded, false)] {
+            for range in batch::chunks(rows.len(), 8, 2) {
+                out.push(Self::upsert_states(
+                    dialect,
+                    portal,
+                    now,
+                    &rows[range],
+                    sets_id,
+                ));
+            }
         }
         for object_type in ObjectType::ALL {
             let written: Vec<&AckWritten> = self
@@ -1755,15 +1913,9 @@ impl<B: Backend> Store for SqlStore<B> {
         local_ids: &[LocalId],
     ) -> Result<Vec<LocalRecord>, StoreError> {
         let mut out = Vec::with_capacity(local_ids.len());
-        for chunk in local_ids.chunks(500) {
-            let mut binder = Binder::default();
-            binder.bind(pid(portal));
-            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
-            let sql = format!(
-                "{} AND id IN {ids} ORDER BY id",
-                Self::select_records(object_type)
-            );
-            out.extend(self.read_records(object_type, sql, binder.args).await?);
+        for chunk in local_ids.chunks(ID_CHUNK) {
+            let (sql, args) = Self::records_by_id(portal, object_type, chunk);
+            out.extend(self.read_records(object_type, sql, args).await?);
         }
         out.sort_by_key(|r| r.local_id);
         Ok(out)
@@ -1809,7 +1961,10 @@ impl<B: Backend> Store for SqlStore<B> {
             );
             // In id order: the first live row of each id wins, else its first deleted one.
             let mut holder: BTreeMap<HubspotId, LocalRecord> = BTreeMap::new();
-            for record in self.read_records(object_type, select, binder.args).await? {
+            for record in self
+                .read_records(object_type, Sql::Built(select), binder.args)
+                .await?
+            {
                 let Some(id) = record.hubspot_id else {
                     continue;
                 };
@@ -1867,7 +2022,8 @@ impl<B: Backend> Store for SqlStore<B> {
             }
         }
         sql.push_str(" ORDER BY id LIMIT 10");
-        self.read_records(object_type, sql, binder.args).await
+        self.read_records(object_type, Sql::Built(sql), binder.args)
+            .await
     }
 
     async fn list_records(
@@ -2100,58 +2256,18 @@ impl<B: Backend> Store for SqlStore<B> {
         }
         let now = now_ms();
         let until = now.saturating_add(millis(lease));
-        let scan = i64::from(limit).saturating_mul(4);
         let mut tx = self.db.begin().await?;
-        let rows = match B::DIALECT {
-            Dialect::Postgres => {
-                // One claimer per portal at a time, so that a record's items are never split
-                // between two workers; SKIP LOCKED keeps a claim off rows an ack is deleting.
-                B::exec(
-                    &mut tx,
-                    Sql::Static("SELECT pg_advisory_xact_lock(hashtextextended('hubsync_outbox:' || $1::text, 0))"),
-                    vec![pid(portal)],
-                )
-                .await?;
-                B::fetch(
-                    &mut tx,
-                    Sql::Static(include_str!("../queries/postgres/claim_outbox.sql")),
-                    vec![
-                        pid(portal),
-                        worker.into(),
-                        int(until),
-                        int(now),
-                        int(i64::from(limit)),
-                        int(scan),
-                    ],
-                )
-                .await?
-            }
-            Dialect::Sqlite => {
-                // The one writer selects the items, then leases exactly them.
-                let items = B::fetch(
-                    &mut tx,
-                    Sql::Static(include_str!("../queries/sqlite/claim_outbox.sql")),
-                    vec![pid(portal), int(now), int(i64::from(limit)), int(scan)],
-                )
-                .await?;
-                let ids = items
-                    .iter()
-                    .map(|item| item.i64("outbox", "id").map(Value::from))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if !ids.is_empty() {
-                    B::exec(
-                        &mut tx,
-                        Sql::Static(
-                            "UPDATE outbox SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
-                             WHERE id IN (SELECT value FROM json_each($3))",
-                        ),
-                        vec![worker.into(), int(until), json_arg(Value::Array(ids))],
-                    )
-                    .await?;
-                }
-                items
-            }
-        };
+        if B::DIALECT == Dialect::Postgres {
+            // One claimer per portal at a time, so that a record's items are never split
+            // between two workers (SQLite's one writer serialises claims already).
+            B::exec(
+                &mut tx,
+                Sql::Static("SELECT pg_advisory_xact_lock(hashtextextended('hubsync_outbox:' || $1::text, 0))"),
+                vec![pid(portal)],
+            )
+            .await?;
+        }
+        let rows = Self::claim_walk(&mut tx, portal, now, until, limit, worker).await?;
         B::commit(tx).await?;
         let claims = coalesce_claims(rows)?;
         tracing::debug!(portal = %portal, worker, records = claims.len(), "claimed outbox");
@@ -2508,16 +2624,9 @@ impl<B: Backend> Store for SqlStore<B> {
         local_ids: &[LocalId],
     ) -> Result<Vec<SyncState>, StoreError> {
         let mut out = Vec::with_capacity(local_ids.len());
-        for chunk in local_ids.chunks(500) {
-            let mut binder = Binder::default();
-            binder.bind(pid(portal));
-            binder.bind(ty(object_type));
-            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
-            let sql = format!(
-                "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN {ids}",
-                SYNC_STATE_COLUMNS.join(", ")
-            );
-            for row in self.read(Sql::Built(sql), binder.args).await? {
+        for chunk in local_ids.chunks(ID_CHUNK) {
+            let (sql, args) = Self::sync_states_by_id(portal, object_type, chunk);
+            for row in self.read(sql, args).await? {
                 out.push(sync_state_from_row(&row)?);
             }
         }

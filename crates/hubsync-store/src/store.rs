@@ -266,8 +266,7 @@ pub trait Store: crate::association::AssociationStore + Send + Sync + std::fmt::
         local_ids: &[LocalId],
     ) -> Result<Vec<SyncState>, StoreError>;
     /// Several records, each with its sync state (`None` when it has none), in id order;
-    /// missing records are skipped. What the outbound worker loads for a claim: on SQLite one
-    /// joined query per 500 ids instead of two.
+    /// missing records are skipped. What the outbound worker loads for a claim.
     async fn get_records_with_sync_states(
         &self,
         portal: PortalId,

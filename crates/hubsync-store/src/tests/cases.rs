@@ -265,6 +265,43 @@ pub async fn claims_coalesce_all_items_of_a_record(h: Harness) {
     assert_eq!(limited[0].local_id, a);
 }
 
+pub async fn claims_walk_past_busy_records_to_fill_the_batch(h: Harness) {
+    // The oldest items all belong to two records: one edited many times, and one in flight
+    // with more edits queued behind its lease. A claim still finds the records after them.
+    let busy = app_insert_contact(&h, "Busy", "busy@example.com").await;
+    for i in 0..40 {
+        app_set_title(&h, busy, &format!("edit {i}")).await;
+    }
+    let flying = app_insert_contact(&h, "Flying", "flying@example.com").await;
+    let in_flight = h.store.claim_outbox(P, 2, LONG, "w1").await.unwrap();
+    let ids: Vec<LocalId> = in_flight.iter().map(|c| c.local_id).collect();
+    assert_eq!(ids, vec![busy, flying]);
+    assert_eq!(in_flight[0].items, 41, "every queued item of a record");
+    h.store
+        .release_outbox(P, &[in_flight[0].range()], None)
+        .await
+        .unwrap();
+    for i in 0..40 {
+        app_set_title(&h, flying, &format!("edit {i}")).await;
+    }
+    let mut rest = Vec::new();
+    for name in ["C", "D", "E"] {
+        rest.push(app_insert_contact(&h, name, &format!("{name}@example.com")).await);
+    }
+
+    let claims = h.store.claim_outbox(P, 3, LONG, "w2").await.unwrap();
+    let ids: Vec<LocalId> = claims.iter().map(|c| c.local_id).collect();
+    assert_eq!(
+        ids,
+        vec![busy, rest[0], rest[1]],
+        "the record in flight is skipped whole; the batch is filled from after it"
+    );
+    assert_eq!(claims[0].items, 41);
+    let last = h.store.claim_outbox(P, 3, LONG, "w2").await.unwrap();
+    let ids: Vec<LocalId> = last.iter().map(|c| c.local_id).collect();
+    assert_eq!(ids, vec![rest[2]]);
+}
+
 pub async fn ack_keeps_items_captured_during_the_push(h: Harness) {
     let a = app_insert_contact(&h, "A", "a@example.com").await;
     let claims = claim_all(&h, "w").await;

@@ -170,6 +170,7 @@ macro_rules! conformance_suite {
             soft_delete_is_captured_as_delete,
             hubsync_applies_are_not_captured,
             claims_coalesce_all_items_of_a_record,
+            claims_walk_past_busy_records_to_fill_the_batch,
             ack_keeps_items_captured_during_the_push,
             a_claimed_record_is_not_claimed_twice,
             expired_claims_are_claimed_again_after_a_crash,
