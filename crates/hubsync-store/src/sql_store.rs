@@ -183,11 +183,11 @@ impl<B: Backend> SqlStore<B> {
     async fn read_records(
         &self,
         object_type: ObjectType,
-        select: Sql,
+        select: String,
         args: Vec<Arg>,
     ) -> Result<Vec<LocalRecord>, StoreError> {
         let mut records = self
-            .read(select, args)
+            .read(Sql::Built(select), args)
             .await?
             .into_iter()
             .map(|row| schema::record_from_row(object_type, row))
@@ -279,37 +279,6 @@ impl<B: Backend> SqlStore<B> {
             schema::select_list(B::DIALECT, object_type),
             schema::table(object_type)
         )
-    }
-
-    /// The records among `local_ids` (at most [`ID_CHUNK`]), in no particular order.
-    fn records_by_id(
-        portal: PortalId,
-        object_type: ObjectType,
-        local_ids: &[LocalId],
-    ) -> (Sql, Vec<Arg>) {
-        let mut binder = Binder::default();
-        binder.bind(pid(portal));
-        let ids = batch::id_list(B::DIALECT, &mut binder, local_ids.iter().map(|id| id.get()));
-        let sql = format!("{} AND id IN {ids}", Self::select_records(object_type));
-        (Sql::Built(sql), binder.args)
-    }
-
-    /// The sync states of the records among `local_ids` (at most [`ID_CHUNK`]), in no
-    /// particular order.
-    fn sync_states_by_id(
-        portal: PortalId,
-        object_type: ObjectType,
-        local_ids: &[LocalId],
-    ) -> (Sql, Vec<Arg>) {
-        let mut binder = Binder::default();
-        binder.bind(pid(portal));
-        binder.bind(ty(object_type));
-        let ids = batch::id_list(B::DIALECT, &mut binder, local_ids.iter().map(|id| id.get()));
-        let sql = format!(
-            "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN {ids}",
-            SYNC_STATE_COLUMNS.join(", ")
-        );
-        (Sql::Built(sql), binder.args)
     }
 
     async fn load_record(
@@ -1331,9 +1300,6 @@ fn fingerprint(
     .transpose()
 }
 
-/// Ids per statement in the reads by id.
-const ID_CHUNK: usize = 500;
-
 /// The columns of `sync_state`.
 const SYNC_STATE_COLUMNS: &[&str] = &[
     "object_type",
@@ -1913,9 +1879,15 @@ impl<B: Backend> Store for SqlStore<B> {
         local_ids: &[LocalId],
     ) -> Result<Vec<LocalRecord>, StoreError> {
         let mut out = Vec::with_capacity(local_ids.len());
-        for chunk in local_ids.chunks(ID_CHUNK) {
-            let (sql, args) = Self::records_by_id(portal, object_type, chunk);
-            out.extend(self.read_records(object_type, sql, args).await?);
+        for chunk in local_ids.chunks(500) {
+            let mut binder = Binder::default();
+            binder.bind(pid(portal));
+            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
+            let sql = format!(
+                "{} AND id IN {ids} ORDER BY id",
+                Self::select_records(object_type)
+            );
+            out.extend(self.read_records(object_type, sql, binder.args).await?);
         }
         out.sort_by_key(|r| r.local_id);
         Ok(out)
@@ -1961,10 +1933,7 @@ impl<B: Backend> Store for SqlStore<B> {
             );
             // In id order: the first live row of each id wins, else its first deleted one.
             let mut holder: BTreeMap<HubspotId, LocalRecord> = BTreeMap::new();
-            for record in self
-                .read_records(object_type, Sql::Built(select), binder.args)
-                .await?
-            {
+            for record in self.read_records(object_type, select, binder.args).await? {
                 let Some(id) = record.hubspot_id else {
                     continue;
                 };
@@ -2022,8 +1991,7 @@ impl<B: Backend> Store for SqlStore<B> {
             }
         }
         sql.push_str(" ORDER BY id LIMIT 10");
-        self.read_records(object_type, Sql::Built(sql), binder.args)
-            .await
+        self.read_records(object_type, sql, binder.args).await
     }
 
     async fn list_records(
@@ -2624,9 +2592,16 @@ impl<B: Backend> Store for SqlStore<B> {
         local_ids: &[LocalId],
     ) -> Result<Vec<SyncState>, StoreError> {
         let mut out = Vec::with_capacity(local_ids.len());
-        for chunk in local_ids.chunks(ID_CHUNK) {
-            let (sql, args) = Self::sync_states_by_id(portal, object_type, chunk);
-            for row in self.read(sql, args).await? {
+        for chunk in local_ids.chunks(500) {
+            let mut binder = Binder::default();
+            binder.bind(pid(portal));
+            binder.bind(ty(object_type));
+            let ids = batch::id_list(B::DIALECT, &mut binder, chunk.iter().map(|id| id.get()));
+            let sql = format!(
+                "SELECT {} FROM sync_state WHERE portal_id = $1 AND object_type = $2 AND local_id IN {ids}",
+                SYNC_STATE_COLUMNS.join(", ")
+            );
+            for row in self.read(Sql::Built(sql), binder.args).await? {
                 out.push(sync_state_from_row(&row)?);
             }
         }
